@@ -1,0 +1,223 @@
+"""Receiving email: threading a parsed mail onto a ticket, storing it once, and the
+outbound work it causes (the acknowledgement). Sending is kefu.channels.email.outbound.
+See docs/email.md.
+
+Threading, in order: ``In-Reply-To``/``References`` against every Message-ID kefu sent
+or received; then a ``[#K12345678]`` ticket number in the subject; else a new ticket.
+A mail from someone who is not the ticket's contact is kept but flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kefu.actions.attachments import do_upload_attachment
+from kefu.actions.contacts import ContactData, do_find_or_create_contact
+from kefu.actions.guard import screen_inbound
+from kefu.actions.messages import EMAIL_SEND_JOB, NewMessage, do_add_message
+from kefu.actions.outbox import do_enqueue_job
+from kefu.actions.tickets import NewTicket, do_create_ticket
+from kefu.domain.access import SYSTEM, Actor, ActorKind
+from kefu.domain.clock import utcnow
+from kefu.domain.errors import KefuError
+from kefu.domain.mail import InboundMail
+from kefu.domain.tickets import Channel, TicketStatus, normalize_ticket_number
+from kefu.infra.files import FileStore
+from kefu.models import Agent, Contact, Inbox, Message, OfficialChannel, Ticket
+
+EMAIL_ACK_JOB = "email.ack"
+MAX_BODY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    ticket: Ticket | None
+    message: Message | None
+    created_ticket: bool = False
+    duplicate: bool = False
+    bounce: bool = False
+
+
+def _find_thread(session: Session, mail: InboundMail) -> Ticket | None:
+    ids = [i for i in reversed(mail.thread_ids) if i][:50]
+    if ids:
+        row = session.execute(
+            select(Message.ticket_id, Message.email_message_id).where(
+                Message.email_message_id.in_(ids)
+            )
+        ).all()
+        by_id = {mid: tid for tid, mid in row}
+        for message_id in ids:  # the newest reference first
+            if message_id in by_id:
+                return session.get(Ticket, by_id[message_id])
+    if mail.ticket_number:
+        number = normalize_ticket_number(mail.ticket_number)
+        if number is not None:
+            return session.scalar(select(Ticket).where(Ticket.number == number))
+    return None
+
+
+def _spoof_flags(session: Session, mail: InboundMail, own_domains: Iterable[str]) -> list[str]:
+    """Mail that claims to come from us (our domains, an agent's address) but arrived
+    from outside is a phishing attempt against our own agents."""
+    sender = (mail.from_address or "").lower()
+    domain = sender.rpartition("@")[2]
+    flags = []
+    ours = {d.lower() for d in own_domains} | {
+        v.lower()
+        for (v,) in session.execute(
+            select(OfficialChannel.value).where(OfficialChannel.kind.in_(["domain", "email"]))
+        )
+    }
+    if domain in ours or sender in ours or any(domain.endswith("." + d) for d in ours):
+        flags.append("spoofed_official_sender")
+    if session.scalar(select(Agent.id).where(Agent.email == sender)) is not None:
+        flags.append("spoofed_agent_sender")
+    dmarc = mail.auth_results.get("dmarc")
+    if dmarc in ("fail", "reject", "quarantine") or mail.auth_results.get("spf") == "fail":
+        flags.append("authentication_failed")
+    return flags
+
+
+def do_record_bounce(session: Session, mail: InboundMail) -> None:
+    now = utcnow()
+    for address in mail.bounced_recipients[:50]:
+        session.execute(
+            update(Contact).where(Contact.email == address.lower()).values(email_bounced_at=now)
+        )
+    # The bounced reply, if the report names it, shows as failed to the agent.
+    if mail.thread_ids:
+        session.execute(
+            update(Message)
+            .where(Message.email_message_id.in_(list(mail.thread_ids)[-50:]))
+            .values(delivery_status="bounced")
+            .execution_options(synchronize_session=False)
+        )
+
+
+def do_receive_email(
+    session: Session,
+    mail: InboundMail,
+    *,
+    files: FileStore,
+    max_attachment_bytes: int,
+    inbox_address: str | None = None,
+    own_domains: Iterable[str] = (),
+) -> Received:
+    """Store one inbound mail. Idempotent by Message-ID: a redelivered mail is stored once."""
+    if mail.message_id:
+        existing = session.scalar(
+            select(Message).where(Message.email_message_id == mail.message_id)
+        )
+        if existing is not None:
+            return Received(session.get(Ticket, existing.ticket_id), existing, duplicate=True)
+    if mail.is_bounce:
+        do_record_bounce(session, mail)
+        return Received(None, None, bounce=True)
+    if not mail.from_address:
+        raise KefuError("mail without a usable From address")
+
+    contact = do_find_or_create_contact(
+        session, SYSTEM, ContactData(email=mail.from_address, name=mail.from_name or None)
+    )
+    author = Actor(kind=ActorKind.CONTACT, id=contact.id)
+    flags = list(mail.flags) + _spoof_flags(session, mail, own_domains)
+    ticket = _find_thread(session, mail)
+    created = False
+    if ticket is not None and (ticket.status is TicketStatus.CLOSED or ticket.merged_into_id):
+        # A reply to a closed ticket opens a follow-up that points back to it.
+        flags.append(f"follow_up_of:{ticket.number}")
+        ticket = None
+    if ticket is not None and ticket.contact_id != contact.id:
+        flags.append("sender_not_ticket_contact")
+    body = (mail.text or mail.full_text or "").strip()[:MAX_BODY] or "（空邮件）"
+    meta: dict[str, object] = {
+        "email": {
+            "from": mail.from_address,
+            "from_name": mail.from_name[:200],
+            "to": list(mail.to[:20]),
+            "subject": screen_inbound(mail.subject[:300]).text,
+            "auth": dict(list(mail.auth_results.items())[:10]),
+            "original_sha256": mail.raw_sha256,
+            "quoted_history_stripped": mail.text.strip() != mail.full_text.strip(),
+        },
+        "flags": sorted(set(flags)),
+    }
+    attachment_ids = _store_attachments(session, author, mail, files, max_attachment_bytes, meta)
+    new_message = NewMessage(
+        body=body,
+        channel=Channel.EMAIL,
+        body_html=mail.html,
+        email_message_id=mail.message_id,
+        attachment_ids=attachment_ids,
+        meta=meta,
+    )
+    if ticket is None:
+        inbox = (
+            session.scalar(select(Inbox).where(Inbox.address == inbox_address.lower()))
+            if inbox_address
+            else None
+        )
+        ticket = do_create_ticket(
+            session,
+            SYSTEM,
+            NewTicket(
+                subject=mail.subject.strip()[:300] or "（无主题）",
+                channel=Channel.EMAIL,
+                contact_id=contact.id,
+                team_id=inbox.team_id if inbox else None,
+                inbox_id=inbox.id if inbox else None,
+                tags=["spoofed"] if any(f.startswith("spoofed") for f in flags) else [],
+                first_message=new_message,
+                author=author,
+            ),
+        )
+        created = True
+        # The mail's own message opens the ticket; a DLP warning may follow it.
+        message = session.scalar(
+            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.seq).limit(1)
+        )
+        # No auto-reply to auto-replies, lists and bounces: that is how mail loops start.
+        if not mail.is_auto_submitted and contact.email_bounced_at is None:
+            do_enqueue_job(session, EMAIL_ACK_JOB, {"ticket_id": ticket.id})
+    else:
+        message = do_add_message(session, author, ticket, new_message)
+    return Received(ticket, message, created_ticket=created)
+
+
+def _store_attachments(
+    session: Session,
+    author: Actor,
+    mail: InboundMail,
+    files: FileStore,
+    max_bytes: int,
+    meta: dict[str, object],
+) -> list[int]:
+    ids: list[int] = []
+    skipped: list[str] = []
+    for att in mail.attachments[:20]:
+        try:
+            row = do_upload_attachment(
+                session,
+                author,
+                files,
+                data=att.data,
+                filename=att.filename,
+                declared_type=att.content_type,
+                max_bytes=max_bytes,
+            )
+        except KefuError:
+            # Kept out, but the agent is told: an .exe or a 40 MB video is not lost silently.
+            skipped.append(att.filename[:100])
+            continue
+        ids.append(row.id)
+    if skipped:
+        meta["skipped_attachments"] = skipped
+    return ids
+
+
+__all__ = ["EMAIL_ACK_JOB", "EMAIL_SEND_JOB", "Received", "do_receive_email", "do_record_bounce"]

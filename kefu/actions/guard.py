@@ -1,0 +1,105 @@
+"""The secret guard on the write path: what customers paste is screened before anything
+is stored, indexed, published or sent on, and agents' replies are linted.
+
+Policy (docs/security.md):
+- Secrets (seed phrase, private key, password, one-time code) are replaced by a marker
+  such as ``[已屏蔽：助记词]`` before storage and never kept, from any author.
+- The contact is warned in their channel and the ticket gets an event so an agent can
+  advise (freeze, reset 2FA). The event says which kinds were found, never the values.
+- PII (id card, bank card, phone, email) is stored, shown masked to agents by default.
+- An agent reply that asks for a secret or names an off-platform contact is refused.
+"""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kefu.domain import dlp
+from kefu.domain.errors import ValidationFailed
+from kefu.domain.verify import ChannelKind
+from kefu.models import OfficialChannel
+
+MASKED_WARNING = (
+    "系统提示：您的消息中含有助记词、私钥、密码或验证码，已自动屏蔽，未被保存。"
+    "请勿向任何人透露这些信息——官方客服绝不会索要。如担心资产安全，请立即冻结账户并修改密码。"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    text: str
+    secret_kinds: tuple[str, ...]
+
+
+def screen_inbound(text: str, *, known_txids: Iterable[str] = ()) -> Screened:
+    """Mask the secrets in ``text``; report which kinds were found."""
+    if not text:
+        return Screened(text, ())
+    findings = dlp.scan(text, known_txids=[t for t in known_txids if t])
+    if not any(f.kind in dlp.SECRET_KINDS for f in findings):
+        return Screened(text, ())
+    masked, _ = dlp.mask_secrets(text, findings)
+    kinds = tuple(sorted({f.kind.value for f in findings if f.kind in dlp.SECRET_KINDS}))
+    return Screened(masked, kinds)
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def html_text(html: str) -> str:
+    """The readable text of an HTML fragment, for scanning (not for display)."""
+    return html_module.unescape(_TAG.sub(" ", html))
+
+
+def display_text(text: str) -> str:
+    """``text`` as an agent sees it by default: PII partly masked."""
+    if not text:
+        return text
+    findings = dlp.scan(text)
+    if not findings:
+        return text
+    return dlp.mask_for_display(text, findings)
+
+
+def _official_values(session: Session) -> list[str]:
+    rows = session.execute(
+        select(OfficialChannel.kind, OfficialChannel.value).where(
+            OfficialChannel.kind.in_(
+                [
+                    ChannelKind.TELEGRAM,
+                    ChannelKind.PHONE,
+                    ChannelKind.WECHAT,
+                    ChannelKind.X,
+                    ChannelKind.DOMAIN,
+                ]
+            )
+        )
+    ).all()
+    out: list[str] = []
+    for kind, value in rows:
+        out.append(value)
+        if kind in (ChannelKind.TELEGRAM, ChannelKind.X):
+            out.append("@" + value)
+    return out
+
+
+def check_agent_reply(session: Session, text: str) -> None:
+    problems: Sequence[dlp.OutboundProblem] = dlp.lint_outbound(
+        text, official=_official_values(session)
+    )
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(
+            "reply blocked: it asks for a secret or names an off-platform contact",
+            field="body",
+            problem=first.code,
+            kind=first.kind,
+            reason=first.message,
+            excerpt=text[first.start : first.end][:80],
+        )

@@ -1,0 +1,226 @@
+"""Sending mail: agents' replies and acknowledgements, from the outbox, by SMTP.
+
+Each reply carries the Message-ID minted when it was stored, ``In-Reply-To`` and
+``References`` to the thread, the ticket number in the subject, text and HTML parts,
+the contact's anti-phishing code at the top and how to verify official channels at the
+bottom. Header values are stripped of CR/LF before use (CVE-2024-6923: the Python here
+would serialise them into the header block). See docs/email.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kefu.channels.email.parse import sanitize_header_value
+from kefu.domain.clock import utcnow
+from kefu.domain.mail import reply_subject
+from kefu.domain.workdays import reply_due
+from kefu.infra.i18n import translations
+from kefu.infra.jobs import Handler, PermanentJobError
+from kefu.models import Contact, Message, Ticket
+from kefu.settings import Settings
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+ACK_WORKING_DAYS = 3
+
+
+def _env(locale: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"], default_for_string=False, default=False),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension
+    return env
+
+
+_ENVS = {locale: _env(locale) for locale in ("zh-CN", "en")}
+
+
+def render(name: str, locale: str, **context: Any) -> str:
+    env = _ENVS.get(locale, _ENVS["zh-CN"])
+    return env.get_template(name).render(locale=locale, **context)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str | None
+    message_id: str
+    in_reply_to: str | None
+    references: list[str]
+
+
+def _address(settings: Settings) -> Address:
+    local, _, domain = settings.support_address.partition("@")
+    return Address(
+        display_name=sanitize_header_value(settings.support_name), username=local, domain=domain
+    )
+
+
+def build_email(settings: Settings, out: Outgoing) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = _address(settings)
+    to_local, _, to_domain = out.to.partition("@")
+    msg["To"] = Address(
+        display_name=sanitize_header_value(out.to_name)[:100], username=to_local, domain=to_domain
+    )
+    msg["Subject"] = sanitize_header_value(out.subject)[:300]
+    msg["Message-ID"] = f"<{out.message_id}>"
+    msg["Date"] = format_datetime(utcnow())
+    if out.in_reply_to:
+        msg["In-Reply-To"] = f"<{out.in_reply_to}>"
+    if out.references:
+        msg["References"] = " ".join(f"<{r}>" for r in out.references[-20:])
+    msg["Auto-Submitted"] = "auto-replied" if out.in_reply_to is None else "no"
+    msg.set_content(out.text, charset="utf-8")
+    if out.html:
+        msg.add_alternative(out.html, subtype="html", charset="utf-8")
+    return msg
+
+
+def _verify_url(settings: Settings) -> str:
+    return settings.base_url.rstrip("/") + "/verify"
+
+
+def load_reply(session: Session, settings: Settings, message_id: int) -> Outgoing | None:
+    message = session.get(Message, message_id)
+    if message is None or message.is_internal or message.email_message_id is None:
+        return None
+    ticket = session.get(Ticket, message.ticket_id)
+    contact = session.get(Contact, ticket.contact_id) if ticket and ticket.contact_id else None
+    if ticket is None or contact is None or not contact.email:
+        return None
+    thread = [
+        mid
+        for (mid,) in session.execute(
+            select(Message.email_message_id)
+            .where(
+                Message.ticket_id == ticket.id,
+                Message.seq < message.seq,
+                Message.email_message_id.is_not(None),
+            )
+            .order_by(Message.seq)
+        )
+        if mid
+    ]
+    locale = contact.locale if contact.locale in ("zh-CN", "en") else "zh-CN"
+    context = {
+        "body": message.body,
+        "code": contact.anti_phishing_code,
+        "number": ticket.number,
+        "verify_url": _verify_url(settings),
+    }
+    return Outgoing(
+        to=contact.email,
+        to_name=contact.name,
+        subject=reply_subject(ticket.subject, ticket.number),
+        text=render("emails/reply.txt", locale, **context),
+        html=render("emails/reply.html", locale, **context),
+        message_id=message.email_message_id,
+        in_reply_to=thread[-1] if thread else None,
+        references=thread,
+    )
+
+
+def load_ack(session: Session, settings: Settings, ticket_id: int) -> Outgoing | None:
+    ticket = session.get(Ticket, ticket_id)
+    contact = session.get(Contact, ticket.contact_id) if ticket and ticket.contact_id else None
+    if ticket is None or contact is None or not contact.email:
+        return None
+    first = session.scalar(
+        select(Message.email_message_id)
+        .where(Message.ticket_id == ticket.id)
+        .order_by(Message.seq)
+        .limit(1)
+    )
+    locale = contact.locale if contact.locale in ("zh-CN", "en") else "zh-CN"
+    due = reply_due(ticket.created_at, ACK_WORKING_DAYS)
+    text = render(
+        "emails/ack.txt",
+        locale,
+        code=contact.anti_phishing_code,
+        number=ticket.number,
+        subject=ticket.subject,
+        due=due.strftime("%Y-%m-%d"),
+        days=ACK_WORKING_DAYS,
+        verify_url=_verify_url(settings),
+    )
+    return Outgoing(
+        to=contact.email,
+        to_name=contact.name,
+        subject=reply_subject(ticket.subject, ticket.number),
+        text=text,
+        html=None,
+        message_id=f"ack-{ticket.number}@{settings.mail_domain}",
+        in_reply_to=first,
+        references=[first] if first else [],
+    )
+
+
+async def send(settings: Settings, msg: EmailMessage) -> None:
+    if not settings.smtp_relay_host:
+        raise PermanentJobError("no SMTP relay configured (KEFU_SMTP_RELAY_HOST)")
+    await aiosmtplib.send(
+        msg,
+        hostname=settings.smtp_relay_host,
+        port=settings.smtp_relay_port,
+        timeout=30,
+        start_tls=False,
+    )
+
+
+def make_email_handlers(sessions: sessionmaker[Session], settings: Settings) -> dict[str, Handler]:
+    def set_status(message_id: int, status: str) -> None:
+        with sessions.begin() as session:
+            message = session.get(Message, message_id)
+            if message is not None:
+                message.delivery_status = status
+
+    async def send_reply(job_id: int, payload: dict[str, Any]) -> None:
+        message_id = int(payload["message_id"])
+
+        def load() -> Outgoing | None:
+            with sessions() as session:
+                return load_reply(session, settings, message_id)
+
+        out = await asyncio.to_thread(load)
+        if out is None:
+            raise PermanentJobError("nothing to send: message, ticket or address gone")
+        try:
+            await send(settings, build_email(settings, out))
+        except PermanentJobError:
+            await asyncio.to_thread(set_status, message_id, "not_sent")
+            raise
+        except Exception:
+            await asyncio.to_thread(set_status, message_id, "retrying")
+            raise
+        await asyncio.to_thread(set_status, message_id, "sent")
+
+    async def send_ack(job_id: int, payload: dict[str, Any]) -> None:
+        ticket_id = int(payload["ticket_id"])
+
+        def load() -> Outgoing | None:
+            with sessions() as session:
+                return load_ack(session, settings, ticket_id)
+
+        out = await asyncio.to_thread(load)
+        if out is None:
+            raise PermanentJobError("nothing to acknowledge")
+        await send(settings, build_email(settings, out))
+
+    return {"email.send": send_reply, "email.ack": send_ack}

@@ -1,0 +1,1 @@
+"""Demo data: the personas shared by `make run`, tests, screenshots and docs."""

@@ -1,0 +1,1 @@
+"""Pure rules: no SQLAlchemy, no Redis, no Jinja, no web framework."""

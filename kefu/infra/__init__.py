@@ -1,0 +1,1 @@
+"""Swappable machinery: database engine, pub/sub, search, mail, files."""

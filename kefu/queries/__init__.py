@@ -1,0 +1,1 @@
+"""Reads: ``get_*`` plain lookups, ``access_*`` permission-checked ones, ``list_*``."""

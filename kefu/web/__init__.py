@@ -1,0 +1,1 @@
+"""The FastAPI edge: the app factory, dependencies, routes, error mapping."""

@@ -1,0 +1,1 @@
+"""Loops outside requests: the outbox sender (and later mail fetchers, SLA timers)."""
