@@ -73,6 +73,29 @@ def api_section(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def chat_section(r: dict[str, Any]) -> list[str]:
+    idle = r["idle"]
+    out = [
+        f"**Live chat** ({r['client']}; kefu on {r['database']}, every message stored "
+        f"before its ack; {when(r)} UTC, {machine(r)}). Best sustained rate with no loss: "
+        f"**{r['messages_per_s']} messages/s**, contact→agent p50 {r['p50_ms']} ms, p99 "
+        f"{r['p99_ms']} ms. Ceiling, the bare Starlette relay with no storage "
+        f"({r['ceiling'] or 'its README'}): {r['ceiling_messages_per_s']:,.0f} messages/s; "
+        f"ratio {r.get('ratio', '–')}. Idle sockets: {idle['open_sockets']:,} of "
+        f"{idle['target']:,} open, {idle['kb_per_idle_socket']} KB each. Acknowledged "
+        f"{r['acked_total']:,}, stored {r['stored_total']:,}, lost {r['lost']}.",
+        "",
+        "| offered/s | delivered/s | p50 ms | p99 ms | ack p50 ms | ack p99 ms | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in r["rate"]:
+        out.append(
+            f"| {run['offered_per_s']} | {run['messages_per_s']} | {run['p50_ms']} | "
+            f"{run['p99_ms']} | {run['ack_p50_ms']} | {run['ack_p99_ms']} | {run['errors']} |"
+        )
+    return out
+
+
 def search_section(r: dict[str, Any]) -> list[str]:
     out = [
         f"**Help-center search** ({r['dataset']}; {r['latency']}; {when(r)} UTC, "
@@ -131,6 +154,7 @@ def dlp_section(r: dict[str, Any]) -> list[str]:
 
 SECTIONS = [
     ("api", api_section),
+    ("chat", chat_section),
     ("search", search_section),
     ("email_ingest", email_ingest_section),
     ("email_parse", email_parse_section),

@@ -39,6 +39,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # Chat frames are small (kefu.web.chat.MAX_FRAME_CHARS); refuse big ones early.
+        ws_max_size=64 * 1024,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
     )
     return 0
 

@@ -47,6 +47,9 @@ ARTICLE_SAVED = "article.saved"
 SENSITIVE_REVEALED = "sensitive.revealed"
 OFFICIAL_CHANNEL_ADDED = "official_channel.added"
 OFFICIAL_CHANNEL_REMOVED = "official_channel.removed"
+CHAT_STATE_CHANGED = "chat.state_changed"
+AGENT_PRESENCE_CHANGED = "agent.presence_changed"
+TICKET_RATED = "ticket.rated"
 
 ALL_EVENTS = frozenset(
     {
@@ -73,6 +76,9 @@ ALL_EVENTS = frozenset(
         OFFICIAL_CHANNEL_REMOVED,
         ARTICLE_SAVED,
         SENSITIVE_REVEALED,
+        CHAT_STATE_CHANGED,
+        AGENT_PRESENCE_CHANGED,
+        TICKET_RATED,
     }
 )
 # Events that concern a ticket and go out to webhooks.
@@ -85,8 +91,14 @@ WEBHOOK_EVENTS = frozenset(
         TICKET_TAGGED,
         TICKET_MERGED,
         MESSAGE_CREATED,
+        TICKET_RATED,
     }
 )
+
+
+# Events that can move a waiting chat's place in the queue.
+QUEUE_EVENTS = frozenset({CHAT_STATE_CHANGED, AGENT_PRESENCE_CHANGED})
+QUEUE_TOPIC = "chatqueue"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +123,9 @@ def audience(event: RealtimeEvent) -> list[str]:
     event is not internal.
     """
     topics: list[str] = ["agents"]
+    if event.type in QUEUE_EVENTS:
+        # Waiting contacts recompute their place; the event itself is not sent on.
+        topics.append(QUEUE_TOPIC)
     if event.ticket_id is not None:
         topics.append(f"ticket:{event.ticket_id}:agents")
         topics.append(f"team:{event.team_id}" if event.team_id is not None else "team:none")
@@ -133,6 +148,17 @@ Publisher = Callable[[list[RealtimeEvent]], None]
 
 def publish_on_commit(session: Session, event: RealtimeEvent) -> None:
     session.info.setdefault(_PENDING_KEY, []).append(event)
+
+
+def pending_count(session: Session) -> int:
+    return len(session.info.get(_PENDING_KEY, ()))
+
+
+def discard_pending_since(session: Session, mark: int) -> None:
+    """Forget what was queued after ``mark``: a savepoint that queued it rolled back."""
+    pending = session.info.get(_PENDING_KEY)
+    if pending is not None:
+        del pending[mark:]
 
 
 def pending_events(session: Session) -> list[RealtimeEvent]:

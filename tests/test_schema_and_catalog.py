@@ -23,8 +23,9 @@ def test_migrations_match_models(engine: Engine) -> None:
 
 
 _RAISED = re.compile(
-    r"(?:NotFound|PermissionDenied|NotAuthenticated|InvalidTransition|Conflict|ValidationFailed|"
-    r"RateLimited|PayloadTooLarge)\(\s*\"([^\"]+)\""
+    r"(?:(?:NotFound|PermissionDenied|NotAuthenticated|InvalidTransition|Conflict|"
+    r"ValidationFailed|RateLimited|PayloadTooLarge)\(|(?:ChatError|self\.error)\(\s*\"[a-z_]+\",)"
+    r"\s*\"([^\"]+)\""
 )
 
 

@@ -95,6 +95,11 @@ def message_public(message: Message) -> dict[str, Any]:
         "client_msg_id": message.client_msg_id,
         "created_at": message.created_at.isoformat(),
         "attachments": [a.id for a in message.attachments],
+        "ticket_id": message.ticket_id,
+        # What a system message is (bot suggestions, safety instructions …) and, for
+        # the bot, the articles it offers.
+        "kind": (message.meta or {}).get("kind"),
+        "articles": (message.meta or {}).get("articles"),
     }
 
 

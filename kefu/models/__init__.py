@@ -11,6 +11,7 @@ from kefu.models.inboxes import Inbox
 from kefu.models.messages import Message
 from kefu.models.official_channels import OfficialChannel, VerifyLookup
 from kefu.models.outbox import Job
+from kefu.models.ratings import Rating
 from kefu.models.tickets import Ticket, TicketTag
 from kefu.models.webhooks import Webhook
 
@@ -32,6 +33,7 @@ __all__ = [
     "Job",
     "Message",
     "OfficialChannel",
+    "Rating",
     "Team",
     "Ticket",
     "TicketTag",

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kefu.domain.access import Role
+from kefu.domain.chat import Presence
 from kefu.domain.clock import utcnow
 from kefu.models.base import Base, str_enum
 
@@ -45,6 +46,9 @@ class Agent(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     can_view_sensitive: Mapped[bool] = mapped_column(default=False)
     max_chats: Mapped[int] = mapped_column(default=5)
+    presence: Mapped[Presence] = mapped_column(str_enum(Presence), default=Presence.OFFLINE)
+    presence_at: Mapped[datetime | None]
+    last_chat_assigned_at: Mapped[datetime | None]
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from kefu.domain.chat import ChatState
 from kefu.domain.clock import utcnow
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
 from kefu.models.base import Base, str_enum
@@ -21,6 +22,7 @@ class Ticket(Base):
         Index("ix_tickets_contact_created", "contact_id", "created_at", "id"),
         Index("ix_tickets_created", "created_at", "id"),
         Index("ix_tickets_updated", "updated_at", "id"),
+        Index("ix_tickets_chat_state", "chat_state", "assignee_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -43,6 +45,11 @@ class Ticket(Base):
     coin: Mapped[str | None] = mapped_column(String(16))
     network: Mapped[str | None] = mapped_column(String(24))
     amount: Mapped[str | None] = mapped_column(String(48))
+
+    # Live chat (docs/chat-protocol.md): None for tickets that never were a chat.
+    chat_state: Mapped[ChatState | None] = mapped_column(str_enum(ChatState))
+    chat_topic: Mapped[str | None] = mapped_column(String(32))
+    queued_at: Mapped[datetime | None]
 
     last_seq: Mapped[int] = mapped_column(default=0)
     message_count: Mapped[int] = mapped_column(default=0)

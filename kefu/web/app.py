@@ -29,6 +29,7 @@ from kefu.infra.files import LocalFileStore
 from kefu.infra.pubsub import make_pubsub
 from kefu.infra.ratelimit import make_rate_limiter
 from kefu.settings import Settings
+from kefu.web.chat import ChatHub
 from kefu.web.deps import AppState
 from kefu.web.errors import install_error_handlers
 from kefu.web.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -36,6 +37,7 @@ from kefu.web.routes import (
     admin,
     attachments,
     auth,
+    chat,
     contacts,
     dlp,
     health,
@@ -84,10 +86,13 @@ def create_app(
         secret_key=settings.resolved_secret_key(),
     )
 
+    hub = ChatHub(state, pubsub)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await pubsub.start()
         await dispatcher.start()
+        await hub.start()
         http = httpx.AsyncClient(follow_redirects=False)
         worker: OutboxWorker | None = None
         worker_task: asyncio.Task[None] | None = None
@@ -134,6 +139,7 @@ def create_app(
                 worker.stop()
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(worker_task, timeout=10)
+            await hub.stop()
             await dispatcher.stop()
             await pubsub.stop()
             await state.limiter.close()
@@ -152,9 +158,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.kefu = state
+    app.state.chat = hub
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
-    for module in (tickets, attachments, contacts, admin, auth, verify, helpcenter, dlp):
+    for module in (tickets, attachments, contacts, admin, auth, verify, helpcenter, dlp, chat):
         api.include_router(module.router)
     api.include_router(helpcenter.tickets_router)
     app.include_router(api)

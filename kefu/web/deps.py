@@ -217,6 +217,12 @@ def resolve_principal(request: Request, state: AppState) -> Principal:
     first identity token) get their own transaction afterwards."""
     raw = _bearer(request)
     cookie = request.cookies.get(SESSION_COOKIE) if raw is None else None
+    return principal_from_credentials(state, raw, cookie)
+
+
+def principal_from_credentials(state: AppState, raw: str | None, cookie: str | None) -> Principal:
+    """Who holds a bearer token (agent API token or the exchange's identity JWT) or an
+    agent session cookie. Also used by the chat socket, whose token comes in a frame."""
     if raw is None and not cookie:
         raise NotAuthenticated("authentication required")
     if raw is not None and raw.startswith(TOKEN_PREFIX):

@@ -33,6 +33,9 @@ def upgrade() -> None:
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('can_view_sensitive', sa.Boolean(), nullable=False),
     sa.Column('max_chats', sa.Integer(), nullable=False),
+    sa.Column('presence', sa.Enum('online', 'away', 'offline', name='presence', native_enum=False, length=24), nullable=False),
+    sa.Column('presence_at', kefu.models.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_chat_assigned_at', kefu.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', kefu.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_login_at', kefu.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -264,6 +267,9 @@ def upgrade() -> None:
     sa.Column('coin', sa.String(length=16), nullable=True),
     sa.Column('network', sa.String(length=24), nullable=True),
     sa.Column('amount', sa.String(length=48), nullable=True),
+    sa.Column('chat_state', sa.Enum('bot', 'queued', 'active', 'left_message', 'ended', name='chatstate', native_enum=False, length=24), nullable=True),
+    sa.Column('chat_topic', sa.String(length=32), nullable=True),
+    sa.Column('queued_at', kefu.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_seq', sa.Integer(), nullable=False),
     sa.Column('message_count', sa.Integer(), nullable=False),
     sa.Column('last_message_at', kefu.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -282,6 +288,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_assignee_created', ['assignee_id', 'created_at', 'id'], unique=False)
+        batch_op.create_index('ix_tickets_chat_state', ['chat_state', 'assignee_id'], unique=False)
         batch_op.create_index('ix_tickets_contact_created', ['contact_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_tickets_created', ['created_at', 'id'], unique=False)
         batch_op.create_index('ix_tickets_status_created', ['status', 'created_at', 'id'], unique=False)
@@ -330,6 +337,24 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index('ix_messages_ticket_seq', ['ticket_id', 'seq'], unique=False)
 
+    op.create_table('ratings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=False),
+    sa.Column('contact_id', sa.Integer(), nullable=True),
+    sa.Column('agent_id', sa.Integer(), nullable=True),
+    sa.Column('stars', sa.Integer(), nullable=False),
+    sa.Column('speed', sa.Integer(), nullable=True),
+    sa.Column('professionalism', sa.Integer(), nullable=True),
+    sa.Column('communication', sa.Integer(), nullable=True),
+    sa.Column('resolution', sa.Integer(), nullable=True),
+    sa.Column('comment', sa.String(length=1000), nullable=False),
+    sa.Column('created_at', kefu.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_ratings_agent_id_agents'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_ratings_contact_id_contacts'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_ratings_ticket_id_tickets'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ratings')),
+    sa.UniqueConstraint('ticket_id', name=op.f('uq_ratings_ticket_id'))
+    )
     op.create_table('ticket_tags',
     sa.Column('ticket_id', sa.Integer(), nullable=False),
     sa.Column('tag', sa.String(length=64), nullable=False),
@@ -376,6 +401,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ticket_tags_tag')
 
     op.drop_table('ticket_tags')
+    op.drop_table('ratings')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_ticket_seq')
 
@@ -390,6 +416,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_tickets_status_created')
         batch_op.drop_index('ix_tickets_created')
         batch_op.drop_index('ix_tickets_contact_created')
+        batch_op.drop_index('ix_tickets_chat_state')
         batch_op.drop_index('ix_tickets_assignee_created')
 
     op.drop_table('tickets')

@@ -1,0 +1,501 @@
+"""Live chat: start a chat, bot suggestions, the stolen-account fast lane, the queue,
+routing to agents, presence, transfer, leaving a message, ending and rating.
+
+Each ``do_*`` runs inside the caller's transaction. Routing (``do_route_chats``) runs
+in the same transaction as whatever freed a slot or queued a chat, so a chat is never
+left waiting while an agent sits idle. See docs/chat-protocol.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kefu import events
+from kefu.actions.guard import screen_inbound
+from kefu.actions.history import record_event
+from kefu.actions.messages import NewMessage, do_add_message
+from kefu.actions.tickets import NewTicket, do_assign, do_change_status, do_create_ticket, do_tag
+from kefu.domain import access
+from kefu.domain.access import SYSTEM, Actor, ActorKind
+from kefu.domain.chat import (
+    LIVE_STATES,
+    SECURITY_INSTRUCTIONS_EN,
+    SECURITY_INSTRUCTIONS_ZH,
+    TOPICS,
+    AgentLoad,
+    ChatState,
+    ChatTopic,
+    Presence,
+    asks_for_human,
+    is_account_takeover,
+    pick_agent,
+    queue_key,
+)
+from kefu.domain.clock import utcnow
+from kefu.domain.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from kefu.domain.exchange_fields import ExchangeFields
+from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
+from kefu.models import Agent, AgentTeam, Contact, Message, Rating, Team, Ticket
+
+# A suggestion source: the help-center search, or nothing when it is not wired in.
+Suggest = Callable[[str], Sequence[dict[str, Any]]]
+
+MAX_CHAT_TEXT = 4000
+BOT_INTRO_ZH = "您好，我是智能助手。以下文章或许能解决您的问题；如需人工服务，请点击“转人工”。"
+BOT_INTRO_EN = "Hi, I'm the assistant. These articles may help; tap “Talk to a person” any time."
+NOBODY_ONLINE_ZH = "当前暂无在线客服。您可以留言，我们会通过邮件回复您（1-3 个工作日内）。"
+NOBODY_ONLINE_EN = "No agent is online right now. Leave a message and we will reply by email."
+LEFT_MESSAGE_ZH = "已收到您的留言，客服会通过邮件回复您。您可随时凭工单号查询进度。"
+LEFT_MESSAGE_EN = "Your message is saved; we will reply by email. Track it with your ticket number."
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStart:
+    topic: ChatTopic
+    text: str
+    client_msg_id: str | None = None
+    fields: ExchangeFields = field(default_factory=ExchangeFields)
+
+
+@dataclass(slots=True)
+class ChatOpened:
+    ticket: Ticket
+    fast_lane: bool
+    suggestions: list[dict[str, Any]]
+
+
+def _zh(contact: Contact | None) -> bool:
+    return contact is None or not contact.locale.lower().startswith("en")
+
+
+def _system_says(session: Session, ticket: Ticket, text: str, **meta: Any) -> Message:
+    return do_add_message(
+        session, SYSTEM, ticket, NewMessage(body=text, channel=Channel.CHAT, meta=meta)
+    )
+
+
+def do_start_chat(
+    session: Session, actor: Actor, start: ChatStart, *, suggest: Suggest | None = None
+) -> ChatOpened:
+    """Open a chat for a contact. A stolen-account report skips the bot and the normal
+    queue; anything else is answered first by help-center suggestions."""
+    if actor.kind is not ActorKind.CONTACT or actor.id is None:
+        raise PermissionDenied("only contacts start chats")
+    contact = session.get(Contact, actor.id)
+    if contact is None:
+        raise PermissionDenied("unknown contact")
+    if start.client_msg_id is not None:
+        # A resend of the same start (the client lost the acknowledgement) is one chat.
+        existing = session.scalar(
+            select(Ticket)
+            .join(Message, Message.ticket_id == Ticket.id)
+            .where(
+                Message.contact_id == contact.id,
+                Message.client_msg_id == start.client_msg_id,
+                Ticket.channel == Channel.CHAT,
+            )
+        )
+        if existing is not None:
+            return ChatOpened(
+                ticket=existing, fast_lane="fast_lane" in existing.tags, suggestions=[]
+            )
+    text = start.text.strip()
+    if not text:
+        raise ValidationFailed("message is empty", field="text")
+    if len(text) > MAX_CHAT_TEXT:
+        raise ValidationFailed("message too long", field="text")
+    fast_lane = start.topic is ChatTopic.ACCOUNT_SECURITY or is_account_takeover(text)
+    topic = ChatTopic.ACCOUNT_SECURITY if fast_lane else start.topic
+    rule = TOPICS[topic]
+    identified = contact.exchange_uid is not None
+    tags = ["chat", f"topic:{topic.value}"]
+    if rule.needs_identity and not identified:
+        if not fast_lane:
+            raise PermissionDenied("this topic needs you to be logged in", topic=topic.value)
+        # A victim is often locked out of the account: take the report, verify later.
+        tags.append("identity_unverified")
+    if fast_lane:
+        tags.append("fast_lane")
+    team_id = session.scalar(select(Team.id).where(Team.slug == rule.team_slug))
+    subject = " ".join(text.split())[:60]
+    ticket = do_create_ticket(
+        session,
+        SYSTEM,
+        NewTicket(
+            subject=subject,
+            channel=Channel.CHAT,
+            kind=rule.kind,
+            priority=Priority.URGENT if fast_lane else None,
+            contact_id=contact.id,
+            team_id=team_id,
+            tags=tags,
+            fields=start.fields,
+            first_message=NewMessage(
+                body=text, channel=Channel.CHAT, client_msg_id=start.client_msg_id
+            ),
+            author=actor,
+        ),
+    )
+    ticket.chat_topic = topic.value
+    opened = ChatOpened(ticket=ticket, fast_lane=fast_lane, suggestions=[])
+    if fast_lane:
+        zh = _zh(contact)
+        _system_says(
+            session,
+            ticket,
+            SECURITY_INSTRUCTIONS_ZH if zh else SECURITY_INSTRUCTIONS_EN,
+            kind="security_instructions",
+        )
+        _enqueue(session, actor, ticket)
+        return opened
+    suggestions = list(suggest(text)) if suggest is not None and not asks_for_human(text) else []
+    if suggestions:
+        ticket.chat_state = ChatState.BOT
+        zh = _zh(contact)
+        _system_says(
+            session,
+            ticket,
+            BOT_INTRO_ZH if zh else BOT_INTRO_EN,
+            kind="bot_suggestions",
+            articles=suggestions,
+        )
+        opened.suggestions = suggestions
+        session.flush()
+        record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
+    else:
+        _enqueue(session, actor, ticket)
+    return opened
+
+
+def do_chat_message(
+    session: Session, actor: Actor, ticket: Ticket, text: str, client_msg_id: str | None
+) -> Message:
+    """A message typed into a live chat. A stolen-account report written to the bot
+    moves the chat to the fast lane there and then."""
+    message = do_add_message(
+        session,
+        actor,
+        ticket,
+        NewMessage(body=text, channel=Channel.CHAT, client_msg_id=client_msg_id),
+    )
+    if (
+        actor.kind is ActorKind.CONTACT
+        and ticket.chat_state is ChatState.BOT
+        and is_account_takeover(text)
+    ):
+        _to_fast_lane(session, actor, ticket)
+    return message
+
+
+def _to_fast_lane(session: Session, actor: Actor, ticket: Ticket) -> None:
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    ticket.kind = TicketKind.ACCOUNT_SECURITY
+    ticket.priority = Priority.URGENT
+    ticket.chat_topic = ChatTopic.ACCOUNT_SECURITY.value
+    security = session.scalar(select(Team.id).where(Team.slug == "security"))
+    if security is not None:
+        ticket.team_id = security
+    do_tag(session, SYSTEM, ticket, add=["fast_lane", "topic:account_security"])
+    _system_says(
+        session,
+        ticket,
+        SECURITY_INSTRUCTIONS_ZH if _zh(contact) else SECURITY_INSTRUCTIONS_EN,
+        kind="security_instructions",
+    )
+    _enqueue(session, actor, ticket)
+
+
+def do_request_human(session: Session, actor: Actor, ticket: Ticket) -> Ticket:
+    """转人工: leave the bot for the queue (or straight to a free agent)."""
+    _check_party(actor, ticket)
+    if ticket.chat_state is ChatState.BOT:
+        _enqueue(session, actor, ticket)
+    elif ticket.chat_state not in (ChatState.QUEUED, ChatState.ACTIVE):
+        raise InvalidTransition("chat is not live", state=str(ticket.chat_state))
+    return ticket
+
+
+def _enqueue(session: Session, actor: Actor, ticket: Ticket) -> None:
+    ticket.chat_state = ChatState.QUEUED
+    if ticket.queued_at is None:
+        ticket.queued_at = utcnow()
+    session.flush()
+    record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
+    do_route_chats(session)
+
+
+def _state(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "chat_state": ticket.chat_state.value if ticket.chat_state else None,
+        "priority": ticket.priority.value,
+        "assignee_id": ticket.assignee_id,
+        "team_id": ticket.team_id,
+    }
+
+
+def _check_party(actor: Actor, ticket: Ticket) -> None:
+    if ticket.chat_state is None:
+        raise InvalidTransition("not a chat")
+    if actor.kind is ActorKind.CONTACT and ticket.contact_id != actor.id:
+        raise PermissionDenied("not your chat")
+
+
+def agent_loads(session: Session) -> list[AgentLoad]:
+    """Every active agent who is not offline, with their live-chat load."""
+    agents = session.execute(
+        select(Agent.id, Agent.presence, Agent.max_chats, Agent.last_chat_assigned_at).where(
+            Agent.is_active.is_(True), Agent.presence != Presence.OFFLINE
+        )
+    ).all()
+    if not agents:
+        return []
+    ids = [a.id for a in agents]
+    active = dict(
+        session.execute(
+            select(Ticket.assignee_id, func.count())
+            .where(Ticket.chat_state == ChatState.ACTIVE, Ticket.assignee_id.in_(ids))
+            .group_by(Ticket.assignee_id)
+        ).all()
+    )
+    teams: dict[int, set[int]] = {}
+    for agent_id, team_id in session.execute(
+        select(AgentTeam.agent_id, AgentTeam.team_id).where(AgentTeam.agent_id.in_(ids))
+    ):
+        teams.setdefault(agent_id, set()).add(team_id)
+    return [
+        AgentLoad(
+            agent_id=a.id,
+            presence=a.presence,
+            capacity=max(0, a.max_chats),
+            active_chats=int(active.get(a.id, 0)),
+            team_ids=frozenset(teams.get(a.id, ())),
+            last_assigned_rank=a.last_chat_assigned_at.timestamp()
+            if a.last_chat_assigned_at
+            else 0,
+        )
+        for a in agents
+    ]
+
+
+def queued_chats(session: Session, *, lock: bool = False) -> list[Ticket]:
+    """The queue in order: urgent first, then longest waiting."""
+    stmt = select(Ticket).where(Ticket.chat_state == ChatState.QUEUED)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        # Two processes routing at once each take different chats.
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt.limit(1000)))
+    return sorted(rows, key=lambda t: queue_key(t.priority, _ts(t.queued_at), t.id))
+
+
+def _ts(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def do_route_chats(session: Session) -> list[Ticket]:
+    """Give waiting chats to free agents: urgent first, then longest waiting, each to
+    the least-loaded online agent of its team (any team's, if nobody of its team is
+    online at all). Returns the chats assigned."""
+    queue = queued_chats(session, lock=True)
+    if not queue:
+        return []
+    loads = {a.agent_id: a for a in agent_loads(session)}
+    assigned: list[Ticket] = []
+    for ticket in queue:
+        pool = list(loads.values())
+        team_online = any(
+            ticket.team_id in a.team_ids and a.presence is Presence.ONLINE for a in pool
+        )
+        agent_id = pick_agent(pool, ticket.team_id if team_online else None)
+        if agent_id is None:
+            continue
+        _give(session, ticket, agent_id)
+        load = loads[agent_id]
+        loads[agent_id] = AgentLoad(
+            load.agent_id,
+            load.presence,
+            load.capacity,
+            load.active_chats + 1,
+            load.team_ids,
+            utcnow().timestamp(),
+        )
+        assigned.append(ticket)
+    return assigned
+
+
+def _give(session: Session, ticket: Ticket, agent_id: int) -> None:
+    do_assign(session, SYSTEM, ticket, assignee_id=agent_id)
+    ticket.chat_state = ChatState.ACTIVE
+    agent = session.get(Agent, agent_id)
+    if agent is not None:
+        agent.last_chat_assigned_at = utcnow()
+    if ticket.status is TicketStatus.NEW:
+        do_change_status(session, SYSTEM, ticket, TicketStatus.OPEN)
+    session.flush()
+    data = _state(ticket) | {"agent_name": agent.name if agent else ""}
+    record_event(session, SYSTEM, events.CHAT_STATE_CHANGED, ticket=ticket, data=data)
+
+
+def do_set_presence(
+    session: Session, actor: Actor, presence: Presence, *, capacity: int | None = None
+) -> Agent:
+    if actor.kind is not ActorKind.AGENT or actor.id is None:
+        raise PermissionDenied("agents only")
+    agent = session.get(Agent, actor.id)
+    if agent is None:
+        raise PermissionDenied("unknown agent")
+    if capacity is not None:
+        if not 0 <= capacity <= 50:
+            raise ValidationFailed("capacity must be between 0 and 50", field="capacity")
+        agent.max_chats = capacity
+    changed = agent.presence is not presence
+    agent.presence = presence
+    agent.presence_at = utcnow()
+    session.flush()
+    if changed:
+        record_event(
+            session,
+            actor,
+            events.AGENT_PRESENCE_CHANGED,
+            data={"agent_id": agent.id, "presence": presence.value, "capacity": agent.max_chats},
+        )
+    if presence is Presence.ONLINE:
+        do_route_chats(session)
+    return agent
+
+
+def do_accept_chat(session: Session, actor: Actor, ticket: Ticket) -> Ticket:
+    """An agent takes a waiting chat out of turn (a supervisor picking an urgent one)."""
+    if actor.kind is not ActorKind.AGENT or actor.id is None:
+        raise PermissionDenied("agents only")
+    if ticket.chat_state not in (ChatState.QUEUED, ChatState.BOT):
+        raise InvalidTransition("chat is not waiting", state=str(ticket.chat_state))
+    _give(session, ticket, actor.id)
+    return ticket
+
+
+def do_transfer_chat(
+    session: Session,
+    actor: Actor,
+    ticket: Ticket,
+    *,
+    agent_id: int | None = None,
+    team_id: int | None = None,
+) -> Ticket:
+    """Hand a live chat to another agent, or back to a team's queue, keeping its place
+    (its original ``queued_at``)."""
+    if not access.can_manage_ticket(actor):
+        raise PermissionDenied("only agents transfer chats")
+    if ticket.chat_state not in LIVE_STATES:
+        raise InvalidTransition("chat is not live", state=str(ticket.chat_state))
+    if (agent_id is None) == (team_id is None):
+        raise ValidationFailed("transfer to an agent or a team", field="agent_id")
+    if agent_id is not None:
+        target = session.get(Agent, agent_id)
+        if target is None or not target.is_active:
+            raise ValidationFailed("unknown agent", field="agent_id")
+        _give(session, ticket, agent_id)
+    else:
+        do_assign(session, actor, ticket, assignee_id=None, team_id=team_id)
+        _enqueue(session, actor, ticket)
+    do_route_chats(session)
+    return ticket
+
+
+def do_leave_message(
+    session: Session, actor: Actor, ticket: Ticket, *, email: str | None = None
+) -> Ticket:
+    """Stop waiting: the chat becomes a ticket answered by email. Nothing typed is lost
+    and the ticket keeps its number, so the contact can track it."""
+    _check_party(actor, ticket)
+    if ticket.chat_state not in (ChatState.BOT, ChatState.QUEUED):
+        raise InvalidTransition("chat is not waiting", state=str(ticket.chat_state))
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    if email and contact is not None and contact.email is None:
+        email = email.strip().lower()
+        if "@" not in email or len(email) > 320 or " " in email:
+            raise ValidationFailed("invalid email", field="email")
+        taken = session.scalar(select(Contact.id).where(Contact.email == email))
+        if taken is None:
+            contact.email = email
+    ticket.chat_state = ChatState.LEFT_MESSAGE
+    ticket.queued_at = None
+    _system_says(
+        session, ticket, LEFT_MESSAGE_ZH if _zh(contact) else LEFT_MESSAGE_EN, kind="left_message"
+    )
+    record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
+    return ticket
+
+
+def do_end_chat(session: Session, actor: Actor, ticket: Ticket) -> Ticket:
+    """End a live chat. An agent ending it marks the ticket solved; a contact leaving
+    leaves it for the agent to solve. Either frees the agent's slot."""
+    _check_party(actor, ticket)
+    if ticket.chat_state not in LIVE_STATES:
+        return ticket
+    ticket.chat_state = ChatState.ENDED
+    ticket.queued_at = None
+    if actor.kind is ActorKind.AGENT and ticket.status not in (
+        TicketStatus.SOLVED,
+        TicketStatus.CLOSED,
+    ):
+        do_change_status(session, actor, ticket, TicketStatus.SOLVED)
+    session.flush()
+    record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
+    do_route_chats(session)
+    return ticket
+
+
+@dataclass(frozen=True, slots=True)
+class RatingInput:
+    stars: int
+    speed: int | None = None
+    professionalism: int | None = None
+    communication: int | None = None
+    resolution: int | None = None
+    comment: str = ""
+
+
+def do_rate_ticket(session: Session, actor: Actor, ticket: Ticket, data: RatingInput) -> Rating:
+    """The contact's rating of a ticket: stars plus 响应速度, 专业程度, 沟通态度, 问题解决."""
+    if actor.kind is not ActorKind.CONTACT or ticket.contact_id != actor.id:
+        raise PermissionDenied("only the ticket's contact rates it")
+    for name in ("stars", "speed", "professionalism", "communication", "resolution"):
+        value = getattr(data, name)
+        if (value is not None or name == "stars") and not (
+            isinstance(value, int) and 1 <= value <= 5
+        ):
+            raise ValidationFailed("ratings are 1 to 5", field=name)
+    rating = session.scalar(select(Rating).where(Rating.ticket_id == ticket.id))
+    if rating is None:
+        rating = Rating(ticket_id=ticket.id, contact_id=actor.id, stars=data.stars)
+        session.add(rating)
+    rating.agent_id = ticket.assignee_id
+    rating.stars = data.stars
+    rating.speed = data.speed
+    rating.professionalism = data.professionalism
+    rating.communication = data.communication
+    rating.resolution = data.resolution
+    rating.comment = screen_inbound(data.comment.strip()[:1000]).text
+    rating.created_at = utcnow()
+    session.flush()
+    record_event(
+        session,
+        actor,
+        events.TICKET_RATED,
+        ticket=ticket,
+        data={
+            "stars": rating.stars,
+            "speed": rating.speed,
+            "professionalism": rating.professionalism,
+            "communication": rating.communication,
+            "resolution": rating.resolution,
+        },
+        is_internal=True,
+    )
+    return rating

@@ -1,0 +1,864 @@
+"""The live-chat socket, ``/api/v1/chat/ws``: contacts and agents, one protocol.
+
+Frames are JSON objects with a ``type``; the protocol, its guarantees and its close
+codes are in docs/chat-protocol.md. In short: every message is stored before it is
+acknowledged; the server numbers messages per ticket; a resend with the same client
+id is not stored twice; a client that reconnects says what it saw last and is sent
+exactly what it missed. Deliveries go through pub/sub, so with Redis a contact on one
+``kefu serve`` and an agent on another reach each other.
+
+Writes from all sockets are batched: a single writer task takes what is waiting,
+stores it in one transaction (one savepoint per item, so one bad item does not sink
+the rest) in one worker thread, commits, then acknowledges. Under load this turns
+hundreds of commits a second into a few dozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from kefu import events
+from kefu.actions.chat import (
+    ChatStart,
+    RatingInput,
+    do_accept_chat,
+    do_chat_message,
+    do_end_chat,
+    do_leave_message,
+    do_rate_ticket,
+    do_request_human,
+    do_set_presence,
+    do_start_chat,
+    do_transfer_chat,
+)
+from kefu.actions.contacts import ContactData, do_create_contact
+from kefu.actions.messages import NewMessage, do_add_message, message_public
+from kefu.domain.access import SYSTEM, Actor, ActorKind
+from kefu.domain.chat import LIVE_STATES, ChatState, ChatTopic, Presence
+from kefu.domain.errors import InvalidTransition, KefuError, NotAuthenticated
+from kefu.domain.exchange_fields import ExchangeFields
+from kefu.domain.tickets import Channel
+from kefu.events import discard_pending_since, pending_count
+from kefu.infra.i18n import gettext_for
+from kefu.infra.pubsub.base import PubSub, Subscription
+from kefu.models import Contact, Ticket
+from kefu.queries.chat import live_chats, messages_after, queue_status
+from kefu.queries.tickets import access_ticket_by_number
+from kefu.web.deps import SESSION_COOKIE, AppState, principal_from_credentials
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_FRAME_CHARS = 16 * 1024
+SEND_BUFFER_FRAMES = 512
+HELLO_TIMEOUT_S = 10.0
+# Per connection: a steady 10 frames a second with bursts of 40; typing counts too.
+RATE_PER_S = 10.0
+RATE_BURST = 40.0
+# A client this far over the limit is flooding, not typing fast: it is disconnected.
+FLOOD_STRIKES = 50
+QUEUE_TOPIC = events.QUEUE_TOPIC
+QUEUE_REFRESH_S = 1.0
+
+# Close codes (4000-4999 are the application's; see docs/chat-protocol.md).
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # flooding, or a frame too large
+CLOSE_BAD_HELLO = 4001  # no hello, or a credential that does not check out
+CLOSE_SLOW = 4008  # the client did not read its frames; the server cannot buffer more
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def sign_visitor(secret: str, contact_id: int) -> str:
+    """A token an anonymous visitor keeps to come back to their chats."""
+    body = f"v1.{contact_id}"
+    mac = hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{body}.{mac}"
+
+
+def check_visitor(secret: str, token: str) -> int | None:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit() or len(parts[1]) > 12:
+        return None
+    expected = sign_visitor(secret, int(parts[1]))
+    return int(parts[1]) if hmac.compare_digest(expected, token) else None
+
+
+class WriteBatcher:
+    """Stores work from every socket in shared transactions, in one worker thread."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._queue: asyncio.Queue[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.items = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            # Finish what was submitted: a client may be waiting for its acknowledgement.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout=10)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def submit(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in a transaction; returns after the commit, or raises."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((work, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                outcomes = await run_in_threadpool(self._apply, [w for w, _ in batch])
+            except Exception as exc:  # the commit failed: nobody's work is stored
+                log.exception("chat batch failed to commit")
+                for _, future in batch:
+                    self._queue.task_done()
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.items += len(batch)
+            for _ in batch:
+                self._queue.task_done()
+            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _apply(self, works: list[Callable[[Session], Any]]) -> list[tuple[bool, Any]]:
+        outcomes: list[tuple[bool, Any]] = []
+        with self._sessions.begin() as session:
+            for work in works:
+                mark = pending_count(session)
+                try:
+                    with session.begin_nested():
+                        outcomes.append((True, work(session)))
+                except KefuError as exc:
+                    discard_pending_since(session, mark)
+                    outcomes.append((False, exc))
+                except Exception as exc:
+                    log.exception("chat work failed")
+                    discard_pending_since(session, mark)
+                    outcomes.append((False, exc))
+        return outcomes
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class ChatError(Exception):
+    """An error frame for the client (``message`` is a catalog key); the socket stays open."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ChatHub:
+    """Every chat socket of this process."""
+
+    def __init__(self, state: AppState, pubsub: PubSub) -> None:
+        self.state = state
+        self.pubsub = pubsub
+        self.writer = WriteBatcher(state.sessions)
+        self.connections: set[Connection] = set()
+
+    async def start(self) -> None:
+        await self.writer.start()
+
+    async def stop(self) -> None:
+        for conn in list(self.connections):
+            await conn.close(1001)
+        await self.writer.stop()
+
+    def suggest(self, text: str, locale: str) -> list[dict[str, Any]]:
+        hits = self.state.search.suggest([text], locale, limit=3)
+        return [
+            {"id": i, "title": t, "url": f"/help/articles/{i}"} for i, t, score in hits if score > 0
+        ]
+
+    async def serve(self, ws: WebSocket) -> None:
+        await ws.accept()
+        conn = Connection(self, ws)
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+
+
+class Connection:
+    def __init__(self, hub: ChatHub, ws: WebSocket) -> None:
+        self.hub = hub
+        self.ws = ws
+        self.actor: Actor | None = None
+        self.locale = "zh-CN"
+        self.out: asyncio.Queue[str | None] = asyncio.Queue(SEND_BUFFER_FRAMES)
+        self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
+        self.strikes = 0
+        self.sub: Subscription | None = None
+        # The highest sequence sent per ticket: replay and live delivery never repeat.
+        self.sent: dict[int, int] = {}
+        self.numbers: dict[int, str] = {}
+        self.closed = False
+        self.close_code = CLOSE_NORMAL
+        self._queue_refresh_due = False
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def send(self, frame: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.put_nowait(_dumps(frame))
+        except asyncio.QueueFull:
+            # A client that does not read is dropped; the server never buffers without end.
+            self.closed = True
+            self.close_code = CLOSE_SLOW
+            self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self.out.put_nowait(None)
+
+    async def close(self, code: int) -> None:
+        self.closed = True
+        self.close_code = code
+        self._wake_sender()
+
+    async def _sender(self) -> None:
+        while True:
+            frame = await self.out.get()
+            # Frames queued before a close still go out (an error says why), unless the
+            # client is the reason: one that does not read gets nothing more.
+            if frame is None or self.close_code == CLOSE_SLOW:
+                break
+            await self.ws.send_text(frame)
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(self.close_code)
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._sender())
+        listener: asyncio.Task[None] | None = None
+        try:
+            if not await self._hello():
+                return
+            listener = asyncio.create_task(self._listen())
+            while not self.closed:
+                try:
+                    raw = await self.ws.receive_text()
+                except (WebSocketDisconnect, RuntimeError, KeyError):
+                    break
+                await self._handle_raw(raw)
+        finally:
+            self.closed = True
+            self._wake_sender()
+            if listener is not None:
+                listener.cancel()
+            if self.sub is not None:
+                with contextlib.suppress(Exception):
+                    await self.sub.close()
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(sender, timeout=5)
+            sender.cancel()
+            await self._on_disconnect()
+
+    async def _on_disconnect(self) -> None:
+        actor = self.actor
+        if actor is None or actor.kind is not ActorKind.AGENT:
+            return
+        if any(c.actor == actor for c in self.hub.connections if c is not self):
+            return
+
+        def work(session: Session) -> None:
+            do_set_presence(session, actor, Presence.OFFLINE)
+
+        # The agent's last socket on this node is gone: they are offline for routing.
+        with contextlib.suppress(Exception):
+            await self.hub.writer.submit(work)
+
+    async def _handle_raw(self, raw: str) -> None:
+        if len(raw) > MAX_FRAME_CHARS:
+            self.error("frame_too_large", "frame too large")
+            await self.close(CLOSE_POLICY)
+            return
+        if not self.bucket.take():
+            self.strikes += 1
+            self.error("rate_limited", "too many frames; slow down")
+            if self.strikes >= FLOOD_STRIKES:
+                await self.close(CLOSE_POLICY)
+            return
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.error("invalid_json", "frame is not valid JSON")
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            self.error("invalid_frame", "a frame is an object with a type")
+            return
+        ref = frame.get("id") if isinstance(frame.get("id"), str) else None
+        try:
+            await self._dispatch(frame)
+        except ChatError as exc:
+            self.error(exc.code, exc.message, ref=ref)
+        except KefuError as exc:
+            self.error(exc.code, exc.message, ref=ref, **exc.params)
+        except Exception:
+            log.exception("chat frame failed")
+            self.error("internal", "server error; try again", ref=ref)
+
+    def error(self, code: str, message: str, *, ref: str | None = None, **details: Any) -> None:
+        frame: dict[str, Any] = {
+            "type": "error",
+            "code": code,
+            "message": gettext_for(self.locale, message),
+        }
+        if ref is not None:
+            frame["ref"] = ref
+        if details:
+            frame["details"] = {k: v for k, v in details.items() if isinstance(v, str | int)}
+        self.send(frame)
+
+    # -- hello and subscriptions ---------------------------------------------------------
+
+    async def _hello(self) -> bool:
+        try:
+            raw = await asyncio.wait_for(self.ws.receive_text(), HELLO_TIMEOUT_S)
+        except (TimeoutError, WebSocketDisconnect, RuntimeError, KeyError):
+            await self.close(CLOSE_BAD_HELLO)
+            return False
+        try:
+            frame = orjson.loads(raw) if len(raw) <= MAX_FRAME_CHARS else None
+        except orjson.JSONDecodeError:
+            frame = None
+        if not isinstance(frame, dict) or frame.get("type") != "hello":
+            self.error("hello_required", "the first frame must be hello")
+            await self.close(CLOSE_BAD_HELLO)
+            return False
+        locale = frame.get("locale")
+        if isinstance(locale, str) and locale.lower().startswith("en"):
+            self.locale = "en"
+        try:
+            self.actor = await self._authenticate(frame)
+        except (NotAuthenticated, ChatError, KefuError) as exc:
+            self.error("not_authenticated", exc.message)
+            await self.close(CLOSE_BAD_HELLO)
+            return False
+        topics = self._topics()
+        self.sub = await self.hub.pubsub.subscribe(topics)
+        welcome: dict[str, Any] = {"type": "welcome", "role": self._role()}
+        if self.actor is not None and self.actor.kind is ActorKind.CONTACT:
+            welcome["contact_id"] = self.actor.id
+            if frame.get("token") is None and self.actor.id is not None:
+                welcome["visitor"] = sign_visitor(self.hub.state.secret_key, self.actor.id)
+        chats = await self._live_chats()
+        welcome["chats"] = chats
+        welcome["limits"] = {
+            "max_frame_chars": MAX_FRAME_CHARS,
+            "rate_per_s": RATE_PER_S,
+            "burst": RATE_BURST,
+        }
+        self.send(welcome)
+        resume = frame.get("resume")
+        if isinstance(resume, dict):
+            for number, seq in list(resume.items())[:50]:
+                if isinstance(number, str) and isinstance(seq, int):
+                    await self._resume(number, seq)
+        return True
+
+    def _role(self) -> str:
+        if self.actor is None:
+            return "visitor"
+        return self.actor.kind.value
+
+    async def _authenticate(self, frame: dict[str, Any]) -> Actor | None:
+        state = self.hub.state
+        token = frame.get("token")
+        visitor = frame.get("visitor")
+        if token is not None and not isinstance(token, str):
+            raise ChatError("not_authenticated", "invalid token")
+        cookie = self.ws.cookies.get(SESSION_COOKIE) if token is None else None
+        if token or cookie:
+            principal = await run_in_threadpool(principal_from_credentials, state, token, cookie)
+            if principal.agent is not None and not principal.has_scope("write"):
+                raise ChatError("not_authenticated", "token lacks the write scope")
+            return principal.actor
+        if isinstance(visitor, str):
+            contact_id = check_visitor(state.secret_key, visitor)
+            if contact_id is None:
+                raise ChatError("not_authenticated", "invalid visitor token")
+            return Actor(kind=ActorKind.CONTACT, id=contact_id)
+        return None  # an anonymous visitor: a contact is made when they start a chat
+
+    def _topics(self) -> list[str]:
+        actor = self.actor
+        if actor is None:
+            return [QUEUE_TOPIC]
+        if actor.kind is ActorKind.CONTACT:
+            return [f"contact:{actor.id}", QUEUE_TOPIC]
+        return [f"agent:{actor.id}", *(f"team:{t}" for t in actor.team_ids), "team:none"]
+
+    async def _live_chats(self) -> list[dict[str, Any]]:
+        actor = self.actor
+        if actor is None:
+            return []
+
+        def read(session: Session) -> list[dict[str, Any]]:
+            return [self._chat_summary(t) for t in live_chats(session, actor)]
+
+        return await self._read(read)
+
+    def _chat_summary(self, ticket: Ticket) -> dict[str, Any]:
+        self.numbers[ticket.id] = ticket.number
+        return {
+            "ticket": ticket.number,
+            "chat_state": ticket.chat_state.value if ticket.chat_state else None,
+            "last_seq": ticket.last_seq,
+            "priority": ticket.priority.value,
+            "subject": ticket.subject,
+        }
+
+    async def _read(self, fn: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with self.hub.state.read_sessions() as session:
+                return fn(session)
+
+        return await run_in_threadpool(run)
+
+    # -- live delivery -------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        assert self.sub is not None  # noqa: S101  # set in _hello
+        async for topic, data in self.sub:
+            if topic == QUEUE_TOPIC:
+                self._queue_changed()
+                continue
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            await self._deliver(event)
+        # The subscription was cut (this socket fell too far behind): reconnect resumes.
+        await self.close(CLOSE_SLOW)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        data = event.get("data") or {}
+        if kind == "message.created":
+            message = data.get("message") or {}
+            number = data.get("ticket")
+            if not isinstance(number, str):
+                return
+            self._send_message(number, message)
+        elif kind == "chat.state_changed":
+            await self._send_state(data)
+        elif kind in ("chat.typing", "chat.read") and data.get("from") != self._role():
+            self.send({"type": kind.split(".")[1]} | data)
+
+    def _send_message(self, number: str, message: dict[str, Any]) -> None:
+        seq = message.get("seq")
+        ticket_id = message.get("ticket_id")
+        if not isinstance(seq, int) or not isinstance(ticket_id, int):
+            return
+        if seq <= self.sent.get(ticket_id, 0):
+            return
+        self.sent[ticket_id] = seq
+        self.numbers[ticket_id] = number
+        self.send({"type": "message", "ticket": number} | _public(message))
+
+    async def _send_state(self, data: dict[str, Any]) -> None:
+        number = data.get("ticket")
+        frame = {"type": "state"} | {
+            k: data.get(k) for k in ("ticket", "chat_state", "priority", "agent_name")
+        }
+        self.send(frame)
+        if data.get("chat_state") == ChatState.QUEUED.value and isinstance(number, str):
+            await self._send_queue_position(number)
+
+    def _queue_changed(self) -> None:
+        """Someone joined, left or was served, or an agent came or went: a waiting
+        contact's place may have moved. Recomputed at most once a second per socket."""
+        actor = self.actor
+        if actor is None or actor.kind is not ActorKind.CONTACT or self._queue_refresh_due:
+            return
+        self._queue_refresh_due = True
+        asyncio.get_running_loop().call_later(
+            QUEUE_REFRESH_S, lambda: asyncio.ensure_future(self._refresh_queue())
+        )
+
+    async def _refresh_queue(self) -> None:
+        self._queue_refresh_due = False
+        if self.closed:
+            return
+        for number in list(self.numbers.values()):
+            with contextlib.suppress(KefuError):
+                await self._send_queue_position(number)
+
+    async def _send_queue_position(self, number: str) -> None:
+        actor = self.actor
+        if actor is None or actor.kind is not ActorKind.CONTACT:
+            return
+
+        def read(session: Session) -> dict[str, Any] | None:
+            ticket = access_ticket_by_number(session, actor, number)
+            if ticket.chat_state is not ChatState.QUEUED:
+                return None
+            q = queue_status(session, ticket)
+            return {
+                "type": "queue",
+                "ticket": number,
+                "position": q.position,
+                "waiting": q.waiting,
+                "agents_online": q.agents_online,
+                "eta_seconds": q.eta_seconds,
+            }
+
+        frame = await self._read(read)
+        if frame is not None:
+            self.send(frame)
+
+    async def _resume(self, number: str, after_seq: int) -> None:
+        actor = self.actor
+        if actor is None:
+            return
+        internal = actor.kind is ActorKind.AGENT
+
+        def read(session: Session) -> tuple[Ticket, list[dict[str, Any]]]:
+            ticket = access_ticket_by_number(session, actor, number)
+            rows = messages_after(session, ticket, after_seq, internal=internal)
+            return ticket, [message_public(m) for m in rows]
+
+        ticket, rows = await self._read(read)
+        self.sent.setdefault(ticket.id, after_seq)
+        for message in rows:
+            self._send_message(ticket.number, message)
+        if ticket.chat_state is ChatState.QUEUED:
+            await self._send_queue_position(ticket.number)
+
+    # -- frames from the client ----------------------------------------------------------
+
+    async def _dispatch(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            raise ChatError("unknown_type", "unknown frame type")
+        await handler(self, frame)
+
+    def _need_actor(self) -> Actor:
+        if self.actor is None:
+            raise ChatError("no_chat", "start a chat first")
+        return self.actor
+
+    def _need_agent(self) -> Actor:
+        actor = self._need_actor()
+        if actor.kind is not ActorKind.AGENT:
+            raise ChatError("agents_only", "agents only")
+        return actor
+
+    async def _on_ping(self, frame: dict[str, Any]) -> None:
+        self.send({"type": "pong", "t": frame.get("t")})
+
+    async def _on_start(self, frame: dict[str, Any]) -> None:
+        try:
+            topic = ChatTopic(frame.get("topic") or "other")
+        except ValueError:
+            raise ChatError("invalid_topic", "unknown topic") from None
+        text = _text(frame)
+        client_id = _client_id(frame)
+        given = frame.get("fields")
+        raw_fields: dict[str, Any] = given if isinstance(given, dict) else {}
+        fields = ExchangeFields(
+            **{
+                k: str(v)[:130]
+                for k, v in raw_fields.items()
+                if k in ("order_id", "txid", "coin", "network", "amount") and v
+            }
+        )
+        if self.actor is not None and self.actor.kind is ActorKind.AGENT:
+            raise ChatError("contacts_only", "agents do not start chats")
+        actor = self.actor
+        locale = self.locale
+        suggest = self.hub.suggest
+
+        def work(session: Session) -> tuple[Actor, dict[str, Any], int, int]:
+            nonlocal actor
+            if actor is None:
+                contact = do_create_contact(
+                    session, SYSTEM, ContactData(name="访客" if locale != "en" else "Visitor")
+                )
+                contact.locale = "zh-CN" if locale != "en" else "en"
+                session.flush()
+                actor = Actor(kind=ActorKind.CONTACT, id=contact.id)
+            contact_locale = (session.get(Contact, actor.id) or Contact()).locale or "zh-CN"
+            opened = do_start_chat(
+                session,
+                actor,
+                ChatStart(topic=topic, text=text, client_msg_id=client_id, fields=fields),
+                suggest=lambda q: suggest(q, "en" if contact_locale.startswith("en") else "zh-CN"),
+            )
+            ticket = opened.ticket
+            return actor, self._chat_summary(ticket), ticket.id, 1
+
+        new_actor, summary, _ticket_id, seq = await self.hub.writer.submit(work)
+        if self.actor is None:
+            # The visitor now has a contact: listen on its topic, and give it a token to
+            # come back with.
+            self.actor = new_actor
+            assert self.sub is not None  # noqa: S101  # set in _hello
+            await self.sub.add([f"contact:{new_actor.id}"])
+            self.send(
+                {
+                    "type": "visitor",
+                    "contact_id": new_actor.id,
+                    "visitor": sign_visitor(self.hub.state.secret_key, new_actor.id or 0),
+                }
+            )
+        self.send({"type": "started", "ref": client_id} | summary)
+        self.send({"type": "ack", "id": client_id, "ticket": summary["ticket"], "seq": seq})
+        # Replay what was stored with it (the opening message, the bot's or the safety
+        # instructions): events published before the topic was added are not lost.
+        await self._resume(summary["ticket"], 0)
+
+    async def _on_msg(self, frame: dict[str, Any]) -> None:
+        actor = self._need_actor()
+        number = _ticket(frame)
+        text = _text(frame)
+        client_id = _client_id(frame)
+        internal = bool(frame.get("internal"))
+
+        def work(session: Session) -> tuple[str, int, bool]:
+            ticket = access_ticket_by_number(session, actor, number)
+            if internal:
+                message = do_add_message(
+                    session,
+                    actor,
+                    ticket,
+                    NewMessage(
+                        body=text, channel=Channel.CHAT, is_internal=True, client_msg_id=client_id
+                    ),
+                )
+            else:
+                if ticket.chat_state not in LIVE_STATES:
+                    raise InvalidTransition("chat has ended", state=str(ticket.chat_state))
+                message = do_chat_message(session, actor, ticket, text, client_id)
+            return ticket.number, message.seq, message.client_msg_id == client_id
+
+        number, seq, _ = await self.hub.writer.submit(work)
+        self.send({"type": "ack", "id": client_id, "ticket": number, "seq": seq})
+
+    async def _on_typing(self, frame: dict[str, Any]) -> None:
+        await self._ephemeral(frame, "chat.typing", {})
+
+    async def _on_read(self, frame: dict[str, Any]) -> None:
+        seq = frame.get("seq")
+        if not isinstance(seq, int) or seq < 0:
+            raise ChatError("invalid_frame", "seq must be a number")
+        await self._ephemeral(frame, "chat.read", {"seq": seq})
+
+    async def _ephemeral(self, frame: dict[str, Any], kind: str, extra: dict[str, Any]) -> None:
+        """Typing and read receipts: relayed, never stored."""
+        actor = self._need_actor()
+        number = _ticket(frame)
+
+        def read(session: Session) -> tuple[int, int | None, int | None]:
+            ticket = access_ticket_by_number(session, actor, number)
+            return ticket.id, ticket.contact_id, ticket.assignee_id
+
+        ticket_id, contact_id, assignee_id = await self._read(read)
+        payload = {"ticket": number, "from": self._role()} | extra
+        data = orjson.dumps({"type": kind, "data": payload})
+        if actor.kind is ActorKind.AGENT:
+            if contact_id is not None:
+                await self.hub.pubsub.publish(f"contact:{contact_id}", data)
+        else:
+            await self.hub.pubsub.publish(f"ticket:{ticket_id}:agents", data)
+            if assignee_id is not None:
+                await self.hub.pubsub.publish(f"agent:{assignee_id}", data)
+
+    async def _on_resume(self, frame: dict[str, Any]) -> None:
+        self._need_actor()
+        after = frame.get("after", 0)
+        if not isinstance(after, int) or after < 0:
+            raise ChatError("invalid_frame", "after must be a number")
+        await self._resume(_ticket(frame), after)
+
+    async def _on_watch(self, frame: dict[str, Any]) -> None:
+        """An agent opens a chat in the console: its events follow on this socket."""
+        actor = self._need_agent()
+        number = _ticket(frame)
+
+        def read(session: Session) -> int:
+            return access_ticket_by_number(session, actor, number).id
+
+        ticket_id = await self._read(read)
+        assert self.sub is not None  # noqa: S101  # set in _hello
+        await self.sub.add([f"ticket:{ticket_id}:agents"])
+        after = frame.get("after", 0)
+        await self._resume(number, after if isinstance(after, int) and after >= 0 else 0)
+
+    async def _ticket_action(self, frame: dict[str, Any], act: Callable[..., Any]) -> None:
+        actor = self._need_actor()
+        number = _ticket(frame)
+
+        def work(session: Session) -> None:
+            act(session, actor, access_ticket_by_number(session, actor, number))
+
+        await self.hub.writer.submit(work)
+        self.send({"type": "done", "ref": frame.get("id"), "ticket": number})
+
+    async def _on_human(self, frame: dict[str, Any]) -> None:
+        await self._ticket_action(frame, do_request_human)
+
+    async def _on_leave(self, frame: dict[str, Any]) -> None:
+        email = frame.get("email") if isinstance(frame.get("email"), str) else None
+        await self._ticket_action(frame, lambda s, a, t: do_leave_message(s, a, t, email=email))
+
+    async def _on_end(self, frame: dict[str, Any]) -> None:
+        await self._ticket_action(frame, do_end_chat)
+
+    async def _on_rate(self, frame: dict[str, Any]) -> None:
+        def num(name: str) -> int | None:
+            value = frame.get(name)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        stars = num("stars")
+        if stars is None:
+            raise ChatError("invalid_frame", "stars is required")
+        comment = frame.get("comment") if isinstance(frame.get("comment"), str) else ""
+        data = RatingInput(
+            stars=stars,
+            speed=num("speed"),
+            professionalism=num("professionalism"),
+            communication=num("communication"),
+            resolution=num("resolution"),
+            comment=comment or "",
+        )
+        await self._ticket_action(frame, lambda s, a, t: do_rate_ticket(s, a, t, data))
+
+    async def _on_presence(self, frame: dict[str, Any]) -> None:
+        actor = self._need_agent()
+        try:
+            presence = Presence(str(frame.get("status")))
+        except ValueError:
+            raise ChatError("invalid_frame", "status is online, away or offline") from None
+        capacity = frame.get("capacity")
+        if capacity is not None and not isinstance(capacity, int):
+            raise ChatError("invalid_frame", "capacity must be a number")
+
+        def work(session: Session) -> None:
+            do_set_presence(session, actor, presence, capacity=capacity)
+
+        await self.hub.writer.submit(work)
+        self.send({"type": "done", "ref": frame.get("id"), "presence": presence.value})
+
+    async def _on_accept(self, frame: dict[str, Any]) -> None:
+        self._need_agent()
+        await self._ticket_action(frame, do_accept_chat)
+
+    async def _on_transfer(self, frame: dict[str, Any]) -> None:
+        self._need_agent()
+        agent_id = frame.get("agent_id") if isinstance(frame.get("agent_id"), int) else None
+        team_id = frame.get("team_id") if isinstance(frame.get("team_id"), int) else None
+        await self._ticket_action(
+            frame, lambda s, a, t: do_transfer_chat(s, a, t, agent_id=agent_id, team_id=team_id)
+        )
+
+
+def _text(frame: dict[str, Any]) -> str:
+    value = frame.get("text")
+    if not isinstance(value, str) or not value.strip():
+        raise ChatError("invalid_frame", "text is required")
+    return value
+
+
+def _client_id(frame: dict[str, Any]) -> str:
+    value = frame.get("id")
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise ChatError("invalid_frame", "id (the client's message id, 1-64 chars) is required")
+    return value
+
+
+def _ticket(frame: dict[str, Any]) -> str:
+    value = frame.get("ticket")
+    if not isinstance(value, str) or not 1 <= len(value) <= 20:
+        raise ChatError("invalid_frame", "ticket is required")
+    return value
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    keys = ("seq", "body", "author", "created_at", "client_msg_id", "kind", "articles")
+    return {k: message[k] for k in keys if k in message} | {
+        "attachments": message.get("attachments", [])
+    }
+
+
+_HANDLERS: dict[str, Callable[[Connection, dict[str, Any]], Any]] = {
+    "ping": Connection._on_ping,
+    "start": Connection._on_start,
+    "msg": Connection._on_msg,
+    "typing": Connection._on_typing,
+    "read": Connection._on_read,
+    "resume": Connection._on_resume,
+    "watch": Connection._on_watch,
+    "human": Connection._on_human,
+    "leave": Connection._on_leave,
+    "end": Connection._on_end,
+    "rate": Connection._on_rate,
+    "presence": Connection._on_presence,
+    "accept": Connection._on_accept,
+    "transfer": Connection._on_transfer,
+}
+
+__all__ = ["ChatHub", "check_visitor", "sign_visitor"]
