@@ -55,7 +55,8 @@ def prepare(db_url: str, agents: int) -> list[str]:
             agent = do_create_agent(
                 s, SYSTEM, email=f"a{i}@kx.example", name=f"客服{i}", team_ids=[team.id]
             )
-            agent.max_chats = 50
+            # Every phase opens new chats; earlier ones stay assigned. Room for all.
+            agent.max_chats = 10_000
             tokens.append(
                 do_create_api_token(s, SYSTEM, agent, name="b", scopes=["read", "write"]).raw
             )
@@ -111,7 +112,9 @@ async def idle_phase(url: str, pid: int, target: int) -> dict[str, Any]:
             await ws.send('{"type":"hello"}')
         if time.monotonic() - started > 120:
             break
-    await asyncio.gather(*(ws.recv() for ws in socks), return_exceptions=True)  # welcomes
+    await asyncio.wait_for(  # the welcomes
+        asyncio.gather(*(ws.recv() for ws in socks), return_exceptions=True), 60
+    )
     await asyncio.sleep(2)
     after = rss_kb(pid)
     open_now = sum(1 for ws in socks if ws.state.name == "OPEN")
@@ -155,6 +158,7 @@ async def rate_phase(
     delivered: dict[str, float] = {}
     acked: dict[str, float] = {}
     errors = 0
+    codes: dict[str, int] = {}
 
     async def read_agent(ws: Any) -> None:
         async for raw in ws:
@@ -172,6 +176,7 @@ async def rate_phase(
                 acked[f["id"]] = time.monotonic()
             elif f["type"] == "error":
                 errors += 1
+                codes[f.get("code", "?")] = codes.get(f.get("code", "?"), 0) + 1
 
     readers = [asyncio.create_task(read_agent(ws)) for ws in agents]
     readers += [asyncio.create_task(read_contact(ws)) for ws, _ in contacts]
@@ -214,6 +219,7 @@ async def rate_phase(
         "acked": len(acked),
         "delivered": len(delivered),
         "errors": errors,
+        "error_codes": codes,
         "messages_per_s": round(len(delivered) / (last - start), 1),
         "p50_ms": pct(lat, 0.5),
         "p99_ms": pct(lat, 0.99),

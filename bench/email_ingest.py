@@ -58,19 +58,30 @@ def generate(count: int, raw_gbk: int) -> list[bytes]:
     return [p.read_bytes() for p in sorted(out.glob("*.eml"))]
 
 
-def send_all(port: int, mails: list[bytes]) -> tuple[float, int, list[float]]:
-    """Send with CLIENTS persistent connections; returns (seconds, accepted, latencies)."""
+def send_all(port: int, mails: list[bytes]) -> tuple[float, int, list[float], dict[int, int]]:
+    """Send with CLIENTS persistent connections; returns (seconds, accepted, latencies,
+    rejections by SMTP code). Each mail has its own envelope sender, as real customers
+    do: one sender for all would (rightly) meet the per-sender flood limit."""
     accepted = 0
     latencies: list[float] = []
+    rejected: dict[int, int] = {}
     lock = threading.Lock()
-    chunks = [mails[i::CLIENTS] for i in range(CLIENTS)]
+    chunks = [list(enumerate(mails))[i::CLIENTS] for i in range(CLIENTS)]
 
-    def worker(chunk: list[bytes]) -> None:
+    def worker(chunk: list[tuple[int, bytes]]) -> None:
         nonlocal accepted
         with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
-            for raw in chunk:
+            for n, raw in chunk:
                 t = time.perf_counter()
-                client.sendmail("customer@example.com", ["support@kx-exchange.example"], raw)
+                try:
+                    client.sendmail(
+                        f"customer{n}@example.com", ["support@kx-exchange.example"], raw
+                    )
+                except smtplib.SMTPResponseException as exc:
+                    with lock:
+                        rejected[exc.smtp_code] = rejected.get(exc.smtp_code, 0) + 1
+                    client.rset()
+                    continue
                 with lock:
                     accepted += 1
                     latencies.append(time.perf_counter() - t)
@@ -81,7 +92,7 @@ def send_all(port: int, mails: list[bytes]) -> tuple[float, int, list[float]]:
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - start, accepted, latencies
+    return time.perf_counter() - start, accepted, latencies, rejected
 
 
 def count_messages(db_url: str) -> tuple[int, list[str]]:
@@ -92,7 +103,9 @@ def count_messages(db_url: str) -> tuple[int, list[str]]:
 
     engine = make_engine(db_url)
     with make_read_sessionmaker(engine)() as s:
-        n = s.scalar(select(func.count()).select_from(Message)) or 0
+        # Mail from customers only: not the DLP warnings or acknowledgements kefu adds.
+        n = s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
+        n = n or 0
         numbers = list(s.scalars(select(Ticket.number)).all())
     engine.dispose()
     return n, numbers
@@ -134,7 +147,7 @@ def run(backend: str, mails: list[bytes]) -> dict[str, Any]:
             except OSError:
                 time.sleep(0.1)
         first, rest = mails[:200], mails[200:]
-        send_all(smtp_port, first)
+        _, first_accepted, _, first_rejected = send_all(smtp_port, first)
         _, numbers = count_messages(db_url)
         # Replies in the generated mix carry "[support-N]": make them reply to real tickets.
         tag = re.compile(rb"\[support-(\d+)\]")
@@ -142,7 +155,9 @@ def run(backend: str, mails: list[bytes]) -> dict[str, Any]:
             tag.sub(lambda m: f"[#{numbers[int(m.group(1)) % len(numbers)]}]".encode(), raw)
             for raw in rest
         ]
-        seconds, accepted, latencies = send_all(smtp_port, rest)
+        seconds, accepted, latencies, rejected = send_all(smtp_port, rest)
+        for code, n in first_rejected.items():
+            rejected[code] = rejected.get(code, 0) + n
         stored, _ = count_messages(db_url)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -153,12 +168,14 @@ def run(backend: str, mails: list[bytes]) -> dict[str, Any]:
         "database": backend,
         "messages": len(rest),
         "seconds": round(seconds, 2),
-        "messages_per_s": round(len(rest) / seconds, 1),
+        "messages_per_s": round(accepted / seconds, 1),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
-        "accepted": accepted + len(first),
+        "accepted": accepted + first_accepted,
+        "rejected_by_code": {str(k): v for k, v in sorted(rejected.items())},
         "stored": stored,
-        "lost": len(mails) - stored,
+        # Accepted (250) but not stored; a rejected mail stays with the sender's MTA.
+        "lost": max(0, accepted + first_accepted - stored),
     }
 
 
@@ -187,7 +204,7 @@ def main() -> int:
     print("| --- | --- | --- | --- | --- | --- |")
     for r in result["runs"]:
         print(
-            f"| {r['database']} | {r['messages_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['stored']} / {len(mails)} | {r['lost']} |"
+            f"| {r['database']} | {r['messages_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['stored']} / {r['accepted']} | {r['lost']} |"
         )
     return 0
 

@@ -119,13 +119,14 @@ def email_ingest_section(r: dict[str, Any]) -> list[str]:
         f"**Email ingest over SMTP** ({r['load']}; parsed, threaded and stored; "
         f"{when(r)} UTC, {machine(r)}).",
         "",
-        "| database | messages/s | p50 ms | p99 ms | stored | lost |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| database | accepted messages/s | p50 ms | p99 ms | accepted | rejected (code: n) | stored | lost |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in r["runs"]:
         out.append(
             f"| {run['database']} | {run['messages_per_s']} | {run['p50_ms']} | "
-            f"{run['p99_ms']} | {run['stored']} | {run['lost']} |"
+            f"{run['p99_ms']} | {run['accepted']} | {run.get('rejected_by_code') or '–'} | "
+            f"{run['stored']} | {run['lost']} |"
         )
     return out
 

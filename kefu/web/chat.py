@@ -448,7 +448,10 @@ class Connection:
             return [QUEUE_TOPIC]
         if actor.kind is ActorKind.CONTACT:
             return [f"contact:{actor.id}", QUEUE_TOPIC]
-        return [f"agent:{actor.id}", *(f"team:{t}" for t in actor.team_ids), "team:none"]
+        # Chats assigned to the agent; others only when watched (``watch``). A whole
+        # team's traffic on every agent's socket would multiply each message by the
+        # team's size for frames nobody looks at.
+        return [f"agent:{actor.id}"]
 
     async def _live_chats(self) -> list[dict[str, Any]]:
         actor = self.actor
