@@ -229,12 +229,13 @@ async def rate_phase(
 
 
 def ceiling() -> dict[str, Any] | None:
-    """The relay's figures from ../shared/bench/peers/results (its own recorded run)."""
-    files = sorted((PEERS / "results").glob("ws-*.json"))
-    if not files:
-        return None
-    data = json.loads(files[-1].read_text())
-    return {"source": str(files[-1].relative_to(ROOT.parent)), "data": data}
+    """The relay's best figures from ../shared/bench/peers/results (its own recorded runs)."""
+    best: dict[str, Any] | None = None
+    for path in sorted((PEERS / "results").glob("ws-*.json")):
+        rate = _peer_rate(json.loads(path.read_text()))
+        if best is None or rate > best["rate"]:
+            best = {"source": str(path.relative_to(ROOT.parent)), "rate": rate}
+    return best
 
 
 def main() -> int:
@@ -285,8 +286,25 @@ def main() -> int:
     result["acked_total"] = acked
     result["stored_total"] = stored
     result["lost"] = max(0, acked - stored)
-    ok = [r for r in result["rate"] if r["delivered"] >= 0.99 * r["sent"] and r["errors"] == 0]
-    best = max(ok, key=lambda r: r["messages_per_s"]) if ok else None
+    summarize(result)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "chat.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("rate", "idle")}, indent=2))
+    return 0
+
+
+def summarize(result: dict[str, Any]) -> None:
+    """The headline: the highest offered rate the server kept up with (delivered ≥ 99 %
+    of what was sent, at ≥ 95 % of the offered rate, no errors), with its latencies.
+    A phase that fell behind is reported in the table but not as the headline."""
+    kept_up = [
+        r
+        for r in result["rate"]
+        if r["delivered"] >= 0.99 * r["sent"]
+        and r["messages_per_s"] >= 0.95 * r["offered_per_s"]
+        and r["errors"] == 0
+    ]
+    best = max(kept_up, key=lambda r: r["offered_per_s"]) if kept_up else None
     result["messages_per_s"] = best["messages_per_s"] if best else 0
     result["p50_ms"] = best["p50_ms"] if best else None
     result["p99_ms"] = best["p99_ms"] if best else None
@@ -294,13 +312,9 @@ def main() -> int:
     result["kb_per_idle_socket"] = result["idle"]["kb_per_idle_socket"]
     peer = ceiling()
     result["ceiling"] = peer["source"] if peer else None
-    result["ceiling_messages_per_s"] = 20_000 if peer is None else _peer_rate(peer["data"])
+    result["ceiling_messages_per_s"] = peer["rate"] if peer else None
     if result["ceiling_messages_per_s"]:
-        result["ratio"] = round(result["messages_per_s"] / result["ceiling_messages_per_s"], 3)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "chat.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    print(json.dumps({k: v for k, v in result.items() if k not in ("rate", "idle")}, indent=2))
-    return 0
+        result["ratio"] = round(result["messages_per_s"] / result["ceiling_messages_per_s"], 4)
 
 
 def _peer_rate(data: Any) -> float:
