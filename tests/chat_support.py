@@ -72,9 +72,11 @@ class LiveServer:
     sessions: sessionmaker[Session]
     settings: Settings
 
-    def contact_token(self, uid: str, **claims: Any) -> str:
-        payload = {"sub": uid, "aud": "kefu", "exp": int(time.time()) + 600, **claims}
-        return jwt.encode(payload, JWT_KEY, algorithm="HS256")
+
+def contact_token(uid: str, **claims: Any) -> str:
+    """The identity token the exchange's backend would sign for customer ``uid``."""
+    payload = {"sub": uid, "aud": "kefu", "exp": int(time.time()) + 600, **claims}
+    return jwt.encode(payload, JWT_KEY, algorithm="HS256")
 
 
 @contextlib.contextmanager

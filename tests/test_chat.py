@@ -31,7 +31,7 @@ from kefu.domain.chat import (
 )
 from kefu.domain.tickets import Priority, TicketKind
 from kefu.models import Contact, Message, Rating, Team, Ticket
-from tests.chat_support import Client, LiveServer, database_for, live_server
+from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server
 from tests.conftest import DB_BACKENDS, PUBSUB_BACKENDS, REDIS_URL
 from tests.factories import make_agent, make_team, make_token
 
@@ -264,13 +264,13 @@ def test_stolen_account_skips_the_bot_and_the_queue(server: LiveServer) -> None:
     seed(server)
 
     async def scenario() -> tuple[str, str]:
-        early = await Client.connect(server.ws_url, token=server.contact_token("20000001"))
+        early = await Client.connect(server.ws_url, token=contact_token("20000001"))
         await early.expect(type="welcome")
         await early.send({"type": "start", "topic": "other", "text": "转人工", "id": "x"})
         first = (await early.expect(type="started"))["ticket"]
         assert (await early.expect(type="queue", ticket=first))["position"] == 1
 
-        victim = await Client.connect(server.ws_url, token=server.contact_token("20000002"))
+        victim = await Client.connect(server.ws_url, token=contact_token("20000002"))
         await victim.expect(type="welcome")
         await victim.send(
             {"type": "start", "topic": "trading", "text": "我的账号被盗了，USDT 被提走", "id": "v"}
@@ -300,7 +300,7 @@ def test_a_report_to_the_bot_moves_the_chat_to_the_fast_lane(server: LiveServer)
     seed(server)
 
     async def scenario() -> str:
-        c = await Client.connect(server.ws_url, token=server.contact_token("20000003"))
+        c = await Client.connect(server.ws_url, token=contact_token("20000003"))
         await c.expect(type="welcome")
         await c.send({"type": "start", "topic": "trading", "text": "提现多久到账", "id": "1"})
         number = (await c.expect(type="started", chat_state="bot"))["ticket"]
@@ -321,7 +321,7 @@ def test_resend_is_stored_once_and_reconnect_gets_exactly_what_was_missed(
     ids = seed(server)
 
     async def scenario() -> str:
-        c = await Client.connect(server.ws_url, token=server.contact_token("20000004"))
+        c = await Client.connect(server.ws_url, token=contact_token("20000004"))
         await c.expect(type="welcome")
         await c.send({"type": "start", "topic": "other", "text": "人工客服", "id": "s"})
         number = (await c.expect(type="started"))["ticket"]
@@ -346,7 +346,7 @@ def test_resend_is_stored_once_and_reconnect_gets_exactly_what_was_missed(
         await agent.expect(type="ack", id="n")
 
         back = await Client.connect(
-            server.ws_url, token=server.contact_token("20000004"), resume={number: last_seen}
+            server.ws_url, token=contact_token("20000004"), resume={number: last_seen}
         )
         welcome = await back.expect(type="welcome")
         assert welcome["chats"][0]["ticket"] == number
@@ -417,7 +417,7 @@ def test_secrets_typed_into_chat_are_masked_before_storage(server: LiveServer) -
     seed_phrase = Mnemonic("english").to_mnemonic(bytes(range(16)))
 
     async def scenario() -> None:
-        c = await Client.connect(server.ws_url, token=server.contact_token("20000005"))
+        c = await Client.connect(server.ws_url, token=contact_token("20000005"))
         await c.expect(type="welcome")
         await c.send({"type": "start", "topic": "other", "text": "转人工", "id": "1"})
         number = (await c.expect(type="started"))["ticket"]
@@ -437,7 +437,7 @@ def test_bad_input_gets_an_error_frame_and_the_socket_survives(server: LiveServe
     seed(server)
 
     async def scenario() -> None:
-        c = await Client.connect(server.ws_url, token=server.contact_token("20000006"))
+        c = await Client.connect(server.ws_url, token=contact_token("20000006"))
         await c.expect(type="welcome")
         await c.ws.send("{not json")
         assert (await c.expect(type="error"))["code"] == "invalid_json"
@@ -503,7 +503,7 @@ def test_a_flood_is_rate_limited_then_cut_off(server: LiveServer) -> None:
     seed(server)
 
     async def scenario() -> None:
-        c = await Client.connect(server.ws_url, token=server.contact_token("20000007"))
+        c = await Client.connect(server.ws_url, token=contact_token("20000007"))
         await c.expect(type="welcome")
         for i in range(200):
             await c.send({"type": "ping", "t": i})

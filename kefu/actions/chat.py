@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,13 +19,18 @@ from kefu import events
 from kefu.actions.guard import screen_inbound
 from kefu.actions.history import record_event
 from kefu.actions.messages import NewMessage, do_add_message
-from kefu.actions.tickets import NewTicket, do_assign, do_change_status, do_create_ticket, do_tag
+from kefu.actions.tickets import (
+    NewTicket,
+    do_assign,
+    do_change_status,
+    do_create_ticket,
+    do_tag,
+    do_update_ticket_fields,
+)
 from kefu.domain import access
 from kefu.domain.access import SYSTEM, Actor, ActorKind
 from kefu.domain.chat import (
     LIVE_STATES,
-    SECURITY_INSTRUCTIONS_EN,
-    SECURITY_INSTRUCTIONS_ZH,
     TOPICS,
     AgentLoad,
     ChatState,
@@ -35,24 +39,30 @@ from kefu.domain.chat import (
     asks_for_human,
     is_account_takeover,
     pick_agent,
-    queue_key,
 )
 from kefu.domain.clock import utcnow
 from kefu.domain.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from kefu.domain.exchange_fields import ExchangeFields
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
+from kefu.infra.i18n import DEFAULT_LOCALE, gettext_for
 from kefu.models import Agent, AgentTeam, Contact, Message, Rating, Team, Ticket
+from kefu.queries.chat import queue_order
 
-# A suggestion source: the help-center search, or nothing when it is not wired in.
-Suggest = Callable[[str], Sequence[dict[str, Any]]]
+# A suggestion source, (text, locale) → articles: the help-center search, or nothing.
+Suggest = Callable[[str, str], Sequence[dict[str, Any]]]
 
 MAX_CHAT_TEXT = 4000
-BOT_INTRO_ZH = "您好，我是智能助手。以下文章或许能解决您的问题；如需人工服务，请点击“转人工”。"
-BOT_INTRO_EN = "Hi, I'm the assistant. These articles may help; tap “Talk to a person” any time."
-NOBODY_ONLINE_ZH = "当前暂无在线客服。您可以留言，我们会通过邮件回复您（1-3 个工作日内）。"
-NOBODY_ONLINE_EN = "No agent is online right now. Leave a message and we will reply by email."
-LEFT_MESSAGE_ZH = "已收到您的留言，客服会通过邮件回复您。您可随时凭工单号查询进度。"
-LEFT_MESSAGE_EN = "Your message is saved; we will reply by email. Track it with your ticket number."
+# What the system says in a chat: English message ids, translated to the contact's
+# locale through the catalog (kefu/locale).
+BOT_INTRO = "Hi, I'm the assistant. These articles may help; tap “Talk to a person” any time."
+LEFT_MESSAGE = "Your message is saved; we will reply by email. Track it with your ticket number."
+SECURITY_INSTRUCTIONS = (
+    "Your chat is marked URGENT and goes to our account-security team first. Meanwhile:\n"
+    "1. If you can still log in, freeze the account and change your login and fund passwords;\n"
+    "2. Reset two-factor authentication; check recent devices and the withdrawal whitelist;\n"
+    "3. Never share codes, passwords, seed phrases or private keys - support never asks;\n"
+    "4. Beware of accounts offering to 'recover funds'; check any channel at /verify."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,18 +73,10 @@ class ChatStart:
     fields: ExchangeFields = field(default_factory=ExchangeFields)
 
 
-@dataclass(slots=True)
-class ChatOpened:
-    ticket: Ticket
-    fast_lane: bool
-    suggestions: list[dict[str, Any]]
-
-
-def _zh(contact: Contact | None) -> bool:
-    return contact is None or not contact.locale.lower().startswith("en")
-
-
-def _system_says(session: Session, ticket: Ticket, text: str, **meta: Any) -> Message:
+def _system_says(session: Session, ticket: Ticket, message_id: str, **meta: Any) -> Message:
+    """A system message in the contact's language."""
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    text = gettext_for(contact.locale if contact else DEFAULT_LOCALE, message_id)
     return do_add_message(
         session, SYSTEM, ticket, NewMessage(body=text, channel=Channel.CHAT, meta=meta)
     )
@@ -82,7 +84,7 @@ def _system_says(session: Session, ticket: Ticket, text: str, **meta: Any) -> Me
 
 def do_start_chat(
     session: Session, actor: Actor, start: ChatStart, *, suggest: Suggest | None = None
-) -> ChatOpened:
+) -> Ticket:
     """Open a chat for a contact. A stolen-account report skips the bot and the normal
     queue; anything else is answered first by help-center suggestions."""
     if actor.kind is not ActorKind.CONTACT or actor.id is None:
@@ -102,9 +104,7 @@ def do_start_chat(
             )
         )
         if existing is not None:
-            return ChatOpened(
-                ticket=existing, fast_lane="fast_lane" in existing.tags, suggestions=[]
-            )
+            return existing
     text = start.text.strip()
     if not text:
         raise ValidationFailed("message is empty", field="text")
@@ -143,46 +143,43 @@ def do_start_chat(
         ),
     )
     ticket.chat_topic = topic.value
-    opened = ChatOpened(ticket=ticket, fast_lane=fast_lane, suggestions=[])
     if fast_lane:
-        zh = _zh(contact)
-        _system_says(
-            session,
-            ticket,
-            SECURITY_INSTRUCTIONS_ZH if zh else SECURITY_INSTRUCTIONS_EN,
-            kind="security_instructions",
-        )
+        _system_says(session, ticket, SECURITY_INSTRUCTIONS, kind="security_instructions")
         _enqueue(session, actor, ticket)
-        return opened
-    suggestions = list(suggest(text)) if suggest is not None and not asks_for_human(text) else []
-    if suggestions:
-        ticket.chat_state = ChatState.BOT
-        zh = _zh(contact)
-        _system_says(
-            session,
-            ticket,
-            BOT_INTRO_ZH if zh else BOT_INTRO_EN,
-            kind="bot_suggestions",
-            articles=suggestions,
-        )
-        opened.suggestions = suggestions
-        session.flush()
-        record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
-    else:
+        return ticket
+    wants_human = asks_for_human(text)
+    suggestions = list(suggest(text, contact.locale)) if suggest and not wants_human else []
+    if not suggestions:
         _enqueue(session, actor, ticket)
-    return opened
+        return ticket
+    ticket.chat_state = ChatState.BOT
+    _system_says(session, ticket, BOT_INTRO, kind="bot_suggestions", articles=suggestions)
+    session.flush()
+    record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
+    return ticket
 
 
 def do_chat_message(
-    session: Session, actor: Actor, ticket: Ticket, text: str, client_msg_id: str | None
+    session: Session,
+    actor: Actor,
+    ticket: Ticket,
+    text: str,
+    client_msg_id: str | None,
+    *,
+    is_internal: bool = False,
 ) -> Message:
-    """A message typed into a live chat. A stolen-account report written to the bot
-    moves the chat to the fast lane there and then."""
+    """A message typed into a chat. An agent's internal note may follow an ended chat;
+    anything else needs the chat live. A stolen-account report written to the bot moves
+    the chat to the fast lane there and then."""
+    if not is_internal and ticket.chat_state not in LIVE_STATES:
+        raise InvalidTransition("chat has ended", state=str(ticket.chat_state))
     message = do_add_message(
         session,
         actor,
         ticket,
-        NewMessage(body=text, channel=Channel.CHAT, client_msg_id=client_msg_id),
+        NewMessage(
+            body=text, channel=Channel.CHAT, client_msg_id=client_msg_id, is_internal=is_internal
+        ),
     )
     if (
         actor.kind is ActorKind.CONTACT
@@ -194,20 +191,17 @@ def do_chat_message(
 
 
 def _to_fast_lane(session: Session, actor: Actor, ticket: Ticket) -> None:
-    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
-    ticket.kind = TicketKind.ACCOUNT_SECURITY
-    ticket.priority = Priority.URGENT
-    ticket.chat_topic = ChatTopic.ACCOUNT_SECURITY.value
-    security = session.scalar(select(Team.id).where(Team.slug == "security"))
-    if security is not None:
-        ticket.team_id = security
-    do_tag(session, SYSTEM, ticket, add=["fast_lane", "topic:account_security"])
-    _system_says(
-        session,
-        ticket,
-        SECURITY_INSTRUCTIONS_ZH if _zh(contact) else SECURITY_INSTRUCTIONS_EN,
-        kind="security_instructions",
+    # The ticket actions own kind, priority (account security is always urgent), team
+    # and tags, with their history events.
+    do_update_ticket_fields(session, SYSTEM, ticket, kind=TicketKind.ACCOUNT_SECURITY)
+    security = session.scalar(
+        select(Team.id).where(Team.slug == TOPICS[ChatTopic.ACCOUNT_SECURITY].team_slug)
     )
+    if security is not None:
+        do_assign(session, SYSTEM, ticket, team_id=security)
+    do_tag(session, SYSTEM, ticket, add=["fast_lane", "topic:account_security"])
+    ticket.chat_topic = ChatTopic.ACCOUNT_SECURITY.value
+    _system_says(session, ticket, SECURITY_INSTRUCTIONS, kind="security_instructions")
     _enqueue(session, actor, ticket)
 
 
@@ -285,16 +279,11 @@ def agent_loads(session: Session) -> list[AgentLoad]:
 
 def queued_chats(session: Session, *, lock: bool = False) -> list[Ticket]:
     """The queue in order: urgent first, then longest waiting."""
-    stmt = select(Ticket).where(Ticket.chat_state == ChatState.QUEUED)
+    stmt = select(Ticket).where(Ticket.chat_state == ChatState.QUEUED).order_by(*queue_order())
     if lock and session.get_bind().dialect.name == "postgresql":
         # Two processes routing at once each take different chats.
         stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(session.scalars(stmt.limit(1000)))
-    return sorted(rows, key=lambda t: queue_key(t.priority, _ts(t.queued_at), t.id))
-
-
-def _ts(value: datetime | None) -> float:
-    return value.timestamp() if value is not None else 0.0
+    return list(session.scalars(stmt.limit(1000)))
 
 
 def do_route_chats(session: Session) -> list[Ticket]:
@@ -402,8 +391,9 @@ def do_transfer_chat(
         _give(session, ticket, agent_id)
     else:
         do_assign(session, actor, ticket, assignee_id=None, team_id=team_id)
-        _enqueue(session, actor, ticket)
-    do_route_chats(session)
+        _enqueue(session, actor, ticket)  # routes, too
+        return ticket
+    do_route_chats(session)  # the previous agent has a free slot
     return ticket
 
 
@@ -425,9 +415,7 @@ def do_leave_message(
             contact.email = email
     ticket.chat_state = ChatState.LEFT_MESSAGE
     ticket.queued_at = None
-    _system_says(
-        session, ticket, LEFT_MESSAGE_ZH if _zh(contact) else LEFT_MESSAGE_EN, kind="left_message"
-    )
+    _system_says(session, ticket, LEFT_MESSAGE, kind="left_message")
     record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
     return ticket
 
@@ -467,9 +455,9 @@ def do_rate_ticket(session: Session, actor: Actor, ticket: Ticket, data: RatingI
         raise PermissionDenied("only the ticket's contact rates it")
     for name in ("stars", "speed", "professionalism", "communication", "resolution"):
         value = getattr(data, name)
-        if (value is not None or name == "stars") and not (
-            isinstance(value, int) and 1 <= value <= 5
-        ):
+        if value is None and name != "stars":
+            continue  # the four dimensions are optional
+        if not isinstance(value, int) or not 1 <= value <= 5:
             raise ValidationFailed("ratings are 1 to 5", field=name)
     rating = session.scalar(select(Rating).where(Rating.ticket_id == ticket.id))
     if rating is None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from kefu.domain.tickets import PRIORITY_RANK, Priority, TicketKind
+from kefu.domain.tickets import TicketKind
 
 
 class ChatState(StrEnum):
@@ -152,11 +152,6 @@ def pick_agent(agents: Sequence[AgentLoad], team_id: int | None) -> int | None:
     return best.agent_id
 
 
-def queue_key(priority: Priority, queued_at_ts: float, ticket_id: int) -> tuple[int, float, int]:
-    """Order of the queue: urgent first, then whoever has waited longest."""
-    return (PRIORITY_RANK[priority], queued_at_ts, ticket_id)
-
-
 # Without history to go on, a chat is assumed to take this long.
 DEFAULT_HANDLE_SECONDS = 300.0
 
@@ -173,19 +168,3 @@ def estimate_wait_seconds(
         return None
     handle = avg_handle_seconds if avg_handle_seconds > 0 else DEFAULT_HANDLE_SECONDS
     return math.ceil(position * handle / capacity_online)
-
-
-SECURITY_INSTRUCTIONS_ZH = (
-    "我们已将您的会话列为【紧急】并优先转接账户安全专员。在等待期间请立即：\n"
-    "1. 如仍能登录，请在“账户安全”中冻结账户，并修改登录密码和资金密码；\n"
-    "2. 解绑并重新绑定双重验证（2FA），检查近期登录设备与提现地址白名单；\n"
-    "3. 不要向任何人透露验证码、密码、助记词或私钥——官方客服绝不会索要这些信息；\n"
-    "4. 警惕自称“客服”“追回资金”的私聊账号，可在 /verify 核实对方是否为官方渠道。"
-)
-SECURITY_INSTRUCTIONS_EN = (
-    "Your chat is marked URGENT and goes to our account-security team first. Meanwhile:\n"
-    "1. If you can still log in, freeze the account and change your login and fund passwords;\n"
-    "2. Reset two-factor authentication; check recent devices and the withdrawal whitelist;\n"
-    "3. Never share codes, passwords, seed phrases or private keys - support never asks;\n"
-    "4. Beware of accounts offering to 'recover funds'; check any channel at /verify."
-)

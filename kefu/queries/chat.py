@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kefu.domain.access import Actor, ActorKind
 from kefu.domain.chat import (
@@ -14,8 +15,8 @@ from kefu.domain.chat import (
     ChatState,
     Presence,
     estimate_wait_seconds,
-    queue_key,
 )
+from kefu.domain.tickets import PRIORITY_RANK
 from kefu.models import Agent, Message, Ticket
 
 
@@ -27,34 +28,43 @@ class QueueStatus:
     eta_seconds: int | None  # None: nobody online, no honest estimate
 
 
+def queue_rank() -> ColumnElement[int]:
+    """Priority as a number for ordering the queue: urgent first (domain PRIORITY_RANK)."""
+    return case(dict(PRIORITY_RANK), value=Ticket.priority, else_=99)
+
+
+def queue_order() -> tuple[ColumnElement[Any] | InstrumentedAttribute[Any], ...]:
+    """The queue's order: urgent first, then whoever has waited longest."""
+    return (queue_rank(), Ticket.queued_at, Ticket.id)
+
+
 def queue_status(session: Session, ticket: Ticket) -> QueueStatus:
-    """Where ``ticket`` stands: chats ahead of it by the queue's order, and an estimate
-    from the online agents' capacity."""
-    rows = session.execute(
-        select(Ticket.id, Ticket.priority, Ticket.queued_at).where(
-            Ticket.chat_state == ChatState.QUEUED
+    """Where ``ticket`` stands: the chats ahead of it in the queue's order (counted by
+    the database, not fetched), and an estimate from the online agents' capacity."""
+    queued = Ticket.chat_state == ChatState.QUEUED
+    position = 0
+    waiting: int
+    if ticket.chat_state is ChatState.QUEUED and ticket.queued_at is not None:
+        rank = queue_rank()
+        mine = PRIORITY_RANK[ticket.priority]
+        ahead = or_(
+            rank < mine,
+            and_(rank == mine, Ticket.queued_at < ticket.queued_at),
+            and_(rank == mine, Ticket.queued_at == ticket.queued_at, Ticket.id < ticket.id),
         )
-    ).all()
+        waiting, before = session.execute(
+            select(func.count(), func.count().filter(ahead)).where(queued)
+        ).one()
+        position = int(before) + 1
+    else:
+        waiting = session.scalar(select(func.count()).where(queued)) or 0
     online, capacity = session.execute(
         select(func.count(), func.coalesce(func.sum(Agent.max_chats), 0)).where(
             Agent.is_active.is_(True), Agent.presence == Presence.ONLINE
         )
     ).one()
-    position = 0
-    if ticket.chat_state is ChatState.QUEUED:
-        mine = queue_key(ticket.priority, _ts(ticket), ticket.id)
-        position = 1 + sum(
-            1
-            for r in rows
-            if r.id != ticket.id
-            and queue_key(r.priority, r.queued_at.timestamp() if r.queued_at else 0.0, r.id) < mine
-        )
     eta = estimate_wait_seconds(position, int(online), int(capacity), DEFAULT_HANDLE_SECONDS)
-    return QueueStatus(position, len(rows), int(online), eta)
-
-
-def _ts(ticket: Ticket) -> float:
-    return ticket.queued_at.timestamp() if ticket.queued_at else 0.0
+    return QueueStatus(position, int(waiting or 0), int(online), eta)
 
 
 def live_chats(session: Session, actor: Actor) -> list[Ticket]:
@@ -75,7 +85,3 @@ def messages_after(
     if not internal:
         stmt = stmt.where(Message.is_internal.is_(False))
     return list(session.scalars(stmt.order_by(Message.seq).limit(limit)))
-
-
-def find_ticket(session: Session, number: str) -> Ticket | None:
-    return session.scalar(select(Ticket).where(Ticket.number == number))

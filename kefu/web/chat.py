@@ -45,16 +45,15 @@ from kefu.actions.chat import (
     do_transfer_chat,
 )
 from kefu.actions.contacts import ContactData, do_create_contact
-from kefu.actions.messages import NewMessage, do_add_message, message_public
+from kefu.actions.messages import message_public
 from kefu.domain.access import SYSTEM, Actor, ActorKind
-from kefu.domain.chat import LIVE_STATES, ChatState, ChatTopic, Presence
-from kefu.domain.errors import InvalidTransition, KefuError, NotAuthenticated
+from kefu.domain.chat import ChatState, ChatTopic, Presence
+from kefu.domain.errors import KefuError, NotAuthenticated
 from kefu.domain.exchange_fields import ExchangeFields
-from kefu.domain.tickets import Channel
 from kefu.events import discard_pending_since, pending_count
 from kefu.infra.i18n import gettext_for
 from kefu.infra.pubsub.base import PubSub, Subscription
-from kefu.models import Contact, Ticket
+from kefu.models import Ticket
 from kefu.queries.chat import live_chats, messages_after, queue_status
 from kefu.queries.tickets import access_ticket_by_number
 from kefu.web.deps import SESSION_COOKIE, AppState, principal_from_credentials
@@ -223,7 +222,9 @@ class ChatHub:
         await self.writer.stop()
 
     def suggest(self, text: str, locale: str) -> list[dict[str, Any]]:
-        hits = self.state.search.suggest([text], locale, limit=3)
+        """Help-center articles for a chat's first message (the bot's answer)."""
+        index_locale = "en" if locale.lower().startswith("en") else "zh-CN"
+        hits = self.state.search.suggest([text], index_locale, limit=3)
         return [
             {"id": i, "title": t, "url": f"/help/articles/{i}"} for i, t, score in hits if score > 0
         ]
@@ -445,7 +446,8 @@ class Connection:
     def _topics(self) -> list[str]:
         actor = self.actor
         if actor is None:
-            return [QUEUE_TOPIC]
+            # Nothing to hear until they start a chat: an idle visitor costs no fan-out.
+            return []
         if actor.kind is ActorKind.CONTACT:
             return [f"contact:{actor.id}", QUEUE_TOPIC]
         # Chats assigned to the agent; others only when watched (``watch``). A whole
@@ -635,32 +637,24 @@ class Connection:
         locale = self.locale
         suggest = self.hub.suggest
 
-        def work(session: Session) -> tuple[Actor, dict[str, Any], int, int]:
+        def work(session: Session) -> tuple[Actor, dict[str, Any]]:
             nonlocal actor
             if actor is None:
-                contact = do_create_contact(
-                    session, SYSTEM, ContactData(name="访客" if locale != "en" else "Visitor")
+                visitor = ContactData(name="Visitor" if locale == "en" else "访客", locale=locale)
+                actor = Actor(
+                    kind=ActorKind.CONTACT, id=do_create_contact(session, SYSTEM, visitor).id
                 )
-                contact.locale = "zh-CN" if locale != "en" else "en"
-                session.flush()
-                actor = Actor(kind=ActorKind.CONTACT, id=contact.id)
-            contact_locale = (session.get(Contact, actor.id) or Contact()).locale or "zh-CN"
-            opened = do_start_chat(
-                session,
-                actor,
-                ChatStart(topic=topic, text=text, client_msg_id=client_id, fields=fields),
-                suggest=lambda q: suggest(q, "en" if contact_locale.startswith("en") else "zh-CN"),
-            )
-            ticket = opened.ticket
-            return actor, self._chat_summary(ticket), ticket.id, 1
+            start = ChatStart(topic=topic, text=text, client_msg_id=client_id, fields=fields)
+            ticket = do_start_chat(session, actor, start, suggest=suggest)
+            return actor, self._chat_summary(ticket)
 
-        new_actor, summary, _ticket_id, seq = await self.hub.writer.submit(work)
+        new_actor, summary = await self.hub.writer.submit(work)
         if self.actor is None:
             # The visitor now has a contact: listen on its topic, and give it a token to
             # come back with.
             self.actor = new_actor
             assert self.sub is not None  # noqa: S101  # set in _hello
-            await self.sub.add([f"contact:{new_actor.id}"])
+            await self.sub.add([f"contact:{new_actor.id}", QUEUE_TOPIC])
             self.send(
                 {
                     "type": "visitor",
@@ -669,7 +663,8 @@ class Connection:
                 }
             )
         self.send({"type": "started", "ref": client_id} | summary)
-        self.send({"type": "ack", "id": client_id, "ticket": summary["ticket"], "seq": seq})
+        # The opening message is the chat's first.
+        self.send({"type": "ack", "id": client_id, "ticket": summary["ticket"], "seq": 1})
         # Replay what was stored with it (the opening message, the bot's or the safety
         # instructions): events published before the topic was added are not lost.
         await self._resume(summary["ticket"], 0)
@@ -681,24 +676,12 @@ class Connection:
         client_id = _client_id(frame)
         internal = bool(frame.get("internal"))
 
-        def work(session: Session) -> tuple[str, int, bool]:
+        def work(session: Session) -> tuple[str, int]:
             ticket = access_ticket_by_number(session, actor, number)
-            if internal:
-                message = do_add_message(
-                    session,
-                    actor,
-                    ticket,
-                    NewMessage(
-                        body=text, channel=Channel.CHAT, is_internal=True, client_msg_id=client_id
-                    ),
-                )
-            else:
-                if ticket.chat_state not in LIVE_STATES:
-                    raise InvalidTransition("chat has ended", state=str(ticket.chat_state))
-                message = do_chat_message(session, actor, ticket, text, client_id)
-            return ticket.number, message.seq, message.client_msg_id == client_id
+            message = do_chat_message(session, actor, ticket, text, client_id, is_internal=internal)
+            return ticket.number, message.seq
 
-        number, seq, _ = await self.hub.writer.submit(work)
+        number, seq = await self.hub.writer.submit(work)
         self.send({"type": "ack", "id": client_id, "ticket": number, "seq": seq})
 
     async def _on_typing(self, frame: dict[str, Any]) -> None:
