@@ -19,7 +19,7 @@ from kefu.models import Message
 from tests.chat_support import JWT_KEY, Client
 from tests.conftest import HAS_REDIS, REDIS_URL
 from tests.factories import make_agent, make_team, make_token
-from tests.test_e2e_server import Server, free_port, kefu
+from tests.processes import Server, free_port, kefu
 
 pytestmark = pytest.mark.slow
 

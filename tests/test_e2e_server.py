@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,73 +14,14 @@ import httpx
 import pyotp
 import pytest
 
+from tests.processes import Server, free_port, kefu, process_env
+
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def kefu(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kefu.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    # Each process test gets its own SQLite file; the API suite covers PostgreSQL.
-    e = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
-    e.update(
-        {
-            "KEFU_DATA_DIR": str(tmp_path),
-            "KEFU_SECRET_KEY": "e2e-secret",
-            "KEFU_WORKER_POLL_SECONDS": "0.1",
-            "KEFU_JOB_LEASE_SECONDS": "2",
-            "KEFU_LOG_JSON": "true",
-            "KEFU_RUN_SMTP": "false",
-        }
-    )
-    assert kefu(e, "migrate").returncode == 0
-    return e
-
-
-class Server:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.log = Path(env["KEFU_DATA_DIR"]) / f"serve-{port}-{time.monotonic_ns()}.log"
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kefu.cli", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.proc.kill()
-        raise RuntimeError("kefu serve did not start: " + self.log.read_text()[-2000:])
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> str:
-        """SIGTERM, as an orchestrator sends it; returns what the server logged."""
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(20)
-        return self.log.read_text()
+    return process_env(tmp_path)
 
 
 def test_cli_and_api_over_a_real_socket(env: dict[str, str]) -> None:
