@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,16 +25,11 @@ from kefu.infra.db import make_engine, make_sessionmaker
 from kefu.infra.migrate import upgrade
 from kefu.models import Base
 from kefu.settings import Settings
+from tests.processes import free_port
 
 JWT_KEY = "test-contact-jwt-key-of-32-bytes!"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_CHAT = "postgresql://postgres@127.0.0.1:5432/kefu_chat_test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 _pg_ready = False

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -16,28 +14,17 @@ from sqlalchemy import select
 
 from kefu.infra.db import make_engine, make_sessionmaker
 from kefu.models import Message
-from tests.chat_support import JWT_KEY, Client
+from tests.chat_support import JWT_KEY, Client, contact_token
 from tests.conftest import HAS_REDIS, REDIS_URL
 from tests.factories import make_agent, make_team, make_token
-from tests.processes import Server, free_port, kefu
+from tests.processes import Server, free_port, process_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
-    e.update(
-        {
-            "KEFU_DATA_DIR": str(tmp_path),
-            "KEFU_SECRET_KEY": "chat-process-secret",
-            "KEFU_CONTACT_JWT_KEY": JWT_KEY,
-            "KEFU_LOG_JSON": "true",
-            "KEFU_RUN_SMTP": "false",
-        }
-    )
-    assert kefu(e, "migrate").returncode == 0
-    return e
+    return {**process_env(tmp_path), "KEFU_CONTACT_JWT_KEY": JWT_KEY}
 
 
 def seed_agent(env: dict[str, str]) -> str:
@@ -47,14 +34,6 @@ def seed_agent(env: dict[str, str]) -> str:
         token = make_token(db, make_agent(db, teams=[team]))
     engine.dispose()
     return token
-
-
-def contact_token(uid: str) -> str:
-    import jwt
-
-    return jwt.encode(
-        {"sub": uid, "aud": "kefu", "exp": int(time.time()) + 600}, JWT_KEY, algorithm="HS256"
-    )
 
 
 def ws_url(server: Server) -> str:
