@@ -54,6 +54,16 @@ class LoopThread:
     def run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
+    def close_server(self, server: asyncio.Server) -> None:
+        """Close ``server`` on the loop's own thread: asyncio servers are not thread-safe,
+        and closing one from the test's thread raced with a connection still closing."""
+
+        async def shut() -> None:
+            server.close()
+            await server.wait_closed()
+
+        self.run(shut())
+
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
@@ -75,7 +85,7 @@ def listener(loop: LoopThread, sessions: sessionmaker[Session]) -> Iterator[int]
     )
     server = loop.run(start_smtp_server(handler, "127.0.0.1", port, data_size_limit=10_000_000))
     yield port
-    server.close()
+    loop.close_server(server)
 
 
 def send(port: int, msg: EmailMessage | MIMEText, to: str = f"support@{DOMAIN}") -> None:
@@ -204,7 +214,7 @@ def test_storage_failure_answers_451_so_the_sender_retries(loop: LoopThread, tmp
             send(port, chinese_mail("测试", "内容"))
         assert info.value.smtp_code == 451
     finally:
-        server.close()
+        loop.close_server(server)
         engine.dispose()
 
 
@@ -244,7 +254,7 @@ def test_agent_reply_goes_out_threaded(
     # One job at a time: the test shares one connection between threads.
     worker = OutboxWorker(sessions, make_email_handlers(sessions, settings), concurrency=1)
     asyncio.run(worker.run_once())
-    sink_server.close()
+    loop.close_server(sink_server)
     assert len(sink.messages) == 2  # the acknowledgement and the reply
     parsed = [BytesParser(policy=default_policy).parsebytes(m) for m in sink.messages]
     reply = next(p for p in parsed if "30分钟" in p.get_body(("plain",)).get_content())
@@ -311,5 +321,5 @@ def test_a_flooding_sender_is_throttled_not_lost(
             ),
         )
     finally:
-        server.close()
+        loop.close_server(server)
     assert len(db.scalars(select(Ticket)).all()) == 4
