@@ -28,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure_logging(settings.log_level, json=settings.log_json)
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc=True)
     uvicorn.run(
         app,
         host=args.host,

@@ -50,6 +50,8 @@ OFFICIAL_CHANNEL_REMOVED = "official_channel.removed"
 CHAT_STATE_CHANGED = "chat.state_changed"
 AGENT_PRESENCE_CHANGED = "agent.presence_changed"
 TICKET_RATED = "ticket.rated"
+MACRO_SAVED = "macro.saved"
+MACRO_DELETED = "macro.deleted"
 
 ALL_EVENTS = frozenset(
     {
@@ -79,6 +81,8 @@ ALL_EVENTS = frozenset(
         CHAT_STATE_CHANGED,
         AGENT_PRESENCE_CHANGED,
         TICKET_RATED,
+        MACRO_SAVED,
+        MACRO_DELETED,
     }
 )
 # Events that concern a ticket and go out to webhooks.

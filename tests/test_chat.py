@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from hypothesis import given
@@ -513,5 +514,90 @@ def test_a_flood_is_rate_limited_then_cut_off(server: LiveServer) -> None:
         limited = [f for f in seen if f.get("code") == "rate_limited"]
         assert 40 <= len(pongs) < 60  # the burst, plus what refilled meanwhile
         assert len(limited) == 50  # then cut off
+
+    run(scenario())
+
+
+def test_agents_on_the_same_ticket_see_each_other_and_notes_stay_internal(
+    server: LiveServer,
+) -> None:
+    """Collision detection: a second agent who opens a ticket is shown to the first and
+    the first to them; typing a note shows to colleagues, never to the customer."""
+    ids = seed(server)
+    with server.sessions.begin() as db:
+        general = db.scalar(select(Team).where(Team.slug == "general"))
+        colleague = make_agent(db, teams=[general] if general else [])
+        colleague_token, colleague_id, colleague_name = (
+            make_token(db, colleague),
+            colleague.id,
+            colleague.name,
+        )
+
+    async def scenario() -> None:
+        customer = await Client.connect(server.ws_url, token=contact_token("30000001"))
+        await customer.expect(type="welcome")
+        await customer.send({"type": "start", "topic": "other", "text": "转人工", "id": "s"})
+        number = (await customer.expect(type="started"))["ticket"]
+
+        first = await Client.connect(server.ws_url, token=ids["agent_token"])
+        await first.expect(type="welcome")
+        await first.send({"type": "watch", "ticket": number})
+        await first.expect(type="message", seq=1)
+
+        second = await Client.connect(server.ws_url, token=colleague_token)
+        await second.expect(type="welcome")
+        await second.send({"type": "watch", "ticket": number})
+        seen_by_first = await first.expect(type="viewers", ticket=number)
+        assert seen_by_first["agents"] == [{"id": colleague_id, "name": colleague_name}]
+        seen_by_second = await second.expect(type="viewers", ticket=number)
+        assert seen_by_second["agents"] == [{"id": ids["agent_id"], "name": ids["agent_name"]}]
+
+        await second.send({"type": "typing", "ticket": number, "internal": True})
+        typing = await first.expect(type="typing", ticket=number)
+        assert typing["agent_id"] == colleague_id and typing["agent_name"] == colleague_name
+        assert not [f for f in await customer.quiet() if f["type"] == "typing"]
+        # The typist does not hear their own typing.
+        assert not [f for f in await second.quiet(0.1) if f["type"] == "typing"]
+
+        await second.send({"type": "typing", "ticket": number})
+        assert (await customer.expect(type="typing", ticket=number))["from"] == "agent"
+
+        await second.close()
+        gone = await first.expect(type="viewers", ticket=number, agents=[])
+        assert gone["ticket"] == number
+
+    run(scenario())
+
+
+def test_a_console_following_the_inbox_hears_of_changes_in_its_teams(
+    server: LiveServer,
+) -> None:
+    ids = seed(server)
+    with server.sessions.begin() as db:
+        payments = db.scalar(select(Team).where(Team.slug == "payments"))
+        security = db.scalar(select(Team).where(Team.slug == "security"))
+        assert payments is not None and security is not None
+        payments_id, security_id = payments.id, security.id
+
+    async def scenario() -> None:
+        guard = await Client.connect(server.ws_url, token=ids["guard_token"])
+        await guard.expect(type="welcome")
+        await guard.send({"type": "follow", "inbox": True, "id": "f"})
+        await guard.expect(type="done", ref="f")
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            headers = {"Authorization": f"Bearer {ids['agent_token']}"}
+            for team_id, subject in ((payments_id, "别的团队"), (security_id, "安全组的")):
+                response = await http.post(
+                    "/api/v1/tickets",
+                    json={"subject": subject, "body": "正文", "channel": "web", "team_id": team_id},
+                    headers=headers,
+                )
+                assert response.status_code == 201, response.text
+                if team_id == security_id:
+                    mine = response.json()["number"]
+        changed = await guard.expect(type="changed", ticket=mine)
+        assert changed["event"] == "ticket.created"
+        # Another team's ticket does not reach this console.
+        assert [f["ticket"] for f in await guard.quiet() if f["type"] == "changed"] == []
 
     run(scenario())

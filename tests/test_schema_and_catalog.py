@@ -48,3 +48,19 @@ def test_negotiation() -> None:
     assert negotiate("en-GB") == "en"
     assert gettext_for("en", "ticket not found") == "ticket not found"
     assert gettext_for("zh-CN", "ticket not found") == "找不到该工单"
+
+
+_TEMPLATE_TEXT = re.compile(r"""_\(\s*(?:"([^"]+)"|'([^']+)')""")
+
+
+def test_every_template_text_has_a_zh_cn_translation() -> None:
+    """Pages are zh-CN first: a string in a template without a translation would show
+    up in English on a Chinese page."""
+    catalog = translations("zh-CN")
+    missing = []
+    for path in (KEFU / "templates").rglob("*.html"):
+        for double, single in _TEMPLATE_TEXT.findall(path.read_text(encoding="utf-8")):
+            message = double or single
+            if catalog.gettext(message) == message:
+                missing.append(f"{path.relative_to(KEFU)}: {message}")
+    assert missing == []

@@ -160,3 +160,22 @@ def do_enroll_totp(session: Session, actor: Actor, agent: Agent, *, issuer: str 
         session, actor, events.AGENT_UPDATED, data={"agent_id": agent.id, "fields": ["totp"]}
     )
     return pyotp.TOTP(secret).provisioning_uri(name=agent.email, issuer_name=issuer)
+
+
+def do_confirm_totp(
+    session: Session, actor: Actor, agent: Agent, *, secret: str, code: str
+) -> None:
+    """Turn on two-factor login with ``secret`` once the agent has shown, with a code
+    from their app, that the app holds it (the console's QR enrolment). Until then the
+    old setting stays, so a half-finished enrolment cannot lock anyone out."""
+    if actor.id != agent.id:
+        raise PermissionDenied("agents enrol their own authenticator")
+    if not secret.isalnum() or not 16 <= len(secret) <= 64:
+        raise ValidationFailed("invalid enrolment", field="secret")
+    if not pyotp.TOTP(secret).verify(code.strip(), valid_window=1):
+        raise ValidationFailed("wrong one-time code", field="code")
+    agent.totp_secret = secret
+    session.flush()
+    record_event(
+        session, actor, events.AGENT_UPDATED, data={"agent_id": agent.id, "fields": ["totp"]}
+    )

@@ -18,6 +18,7 @@ from kefu.actions.agents import do_create_agent, do_create_team
 from kefu.actions.articles import ImportResult, do_import_articles
 from kefu.actions.auth import agent_actor
 from kefu.actions.contacts import ContactData, do_create_contact
+from kefu.actions.macros import do_save_macro
 from kefu.actions.messages import NewMessage, do_add_message
 from kefu.actions.official_channels import do_add_official_channel
 from kefu.actions.tickets import NewTicket, do_assign, do_change_status, do_create_ticket
@@ -108,6 +109,15 @@ def load_seed(session: Session, seed: dict[str, Any]) -> list[str]:
             kind=ChannelKind(oc["kind"]),
             value=oc["value"],
             label=oc.get("label", ""),
+        )
+    for m in seed.get("macros", []):
+        do_save_macro(
+            session,
+            SYSTEM,
+            slug=m["slug"],
+            title=m["title"],
+            body=m["body"],
+            locale=m.get("locale", "zh-CN"),
         )
     articles = ImportResult()
     with ARTICLES.open(encoding="utf-8") as fh:

@@ -92,3 +92,8 @@ def can_assign_to_team(actor: Actor, team_id: int | None) -> bool:
 
 def can_administer(actor: Actor) -> bool:
     return actor.is_admin
+
+
+def can_manage_macros(actor: Actor) -> bool:
+    """Canned replies speak for the whole desk: supervisors and admins keep them."""
+    return actor.kind is ActorKind.SYSTEM or actor.is_supervisor_or_admin

@@ -8,6 +8,7 @@ from kefu.models.events import Event
 from kefu.models.files import Attachment
 from kefu.models.idempotency import IdempotencyRecord
 from kefu.models.inboxes import Inbox
+from kefu.models.macros import Macro
 from kefu.models.messages import Message
 from kefu.models.official_channels import OfficialChannel, VerifyLookup
 from kefu.models.outbox import Job
@@ -31,6 +32,7 @@ __all__ = [
     "IdempotencyRecord",
     "Inbox",
     "Job",
+    "Macro",
     "Message",
     "OfficialChannel",
     "Rating",

@@ -18,6 +18,7 @@ from kefu.domain.chat import (
 )
 from kefu.domain.tickets import PRIORITY_RANK
 from kefu.models import Agent, Message, Ticket
+from kefu.queries.tickets import ticket_visibility
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +86,12 @@ def messages_after(
     if not internal:
         stmt = stmt.where(Message.is_internal.is_(False))
     return list(session.scalars(stmt.order_by(Message.seq).limit(limit)))
+
+
+def waiting_chats(session: Session, actor: Actor, limit: int = 50) -> list[Ticket]:
+    """The queue as an agent sees it (tickets they may see), in the order it is served."""
+    stmt = select(Ticket).where(Ticket.chat_state == ChatState.QUEUED)
+    visible = ticket_visibility(actor)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    return list(session.scalars(stmt.order_by(*queue_order()).limit(limit)))

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, case, false, or_, select
+from sqlalchemy import ColumnElement, and_, case, false, or_, select
 from sqlalchemy.orm import Session
 
 from kefu.domain import access
@@ -83,6 +83,7 @@ class TicketFilter:
     kind: Sequence[TicketKind] = ()
     channel: Sequence[Channel] = ()
     team_id: int | None = None
+    team_ids: Sequence[int] = ()
     no_team: bool = False
     assignee_id: int | None = None
     unassigned: bool = False
@@ -163,33 +164,37 @@ class TicketPage:
     next: str | None
 
 
-def _apply_filter(stmt: Select[Ticket], f: TicketFilter) -> Select[Ticket]:
+def filter_clauses(f: TicketFilter) -> list[ColumnElement[bool]]:
+    """The filter as SQL conditions (also used to count the console's views)."""
+    clauses: list[ColumnElement[bool]] = []
     if f.status:
-        stmt = stmt.where(Ticket.status.in_([s.value for s in f.status]))
+        clauses.append(Ticket.status.in_([s.value for s in f.status]))
     if f.priority:
-        stmt = stmt.where(Ticket.priority.in_([p.value for p in f.priority]))
+        clauses.append(Ticket.priority.in_([p.value for p in f.priority]))
     if f.kind:
-        stmt = stmt.where(Ticket.kind.in_([k.value for k in f.kind]))
+        clauses.append(Ticket.kind.in_([k.value for k in f.kind]))
     if f.channel:
-        stmt = stmt.where(Ticket.channel.in_([c.value for c in f.channel]))
+        clauses.append(Ticket.channel.in_([c.value for c in f.channel]))
     if f.team_id is not None:
-        stmt = stmt.where(Ticket.team_id == f.team_id)
+        clauses.append(Ticket.team_id == f.team_id)
+    if f.team_ids:
+        clauses.append(Ticket.team_id.in_(sorted(f.team_ids)))
     if f.no_team:
-        stmt = stmt.where(Ticket.team_id.is_(None))
+        clauses.append(Ticket.team_id.is_(None))
     if f.assignee_id is not None:
-        stmt = stmt.where(Ticket.assignee_id == f.assignee_id)
+        clauses.append(Ticket.assignee_id == f.assignee_id)
     if f.unassigned:
-        stmt = stmt.where(Ticket.assignee_id.is_(None))
+        clauses.append(Ticket.assignee_id.is_(None))
     if f.contact_id is not None:
-        stmt = stmt.where(Ticket.contact_id == f.contact_id)
+        clauses.append(Ticket.contact_id == f.contact_id)
     if f.tag is not None:
         tagged = select(TicketTag.ticket_id).where(TicketTag.tag == f.tag.strip().lower())
-        stmt = stmt.where(Ticket.id.in_(tagged))
+        clauses.append(Ticket.id.in_(tagged))
     if f.created_after is not None:
-        stmt = stmt.where(Ticket.created_at >= f.created_after)
+        clauses.append(Ticket.created_at >= f.created_after)
     if f.created_before is not None:
-        stmt = stmt.where(Ticket.created_at < f.created_before)
-    return stmt
+        clauses.append(Ticket.created_at < f.created_before)
+    return clauses
 
 
 def list_tickets(
@@ -208,7 +213,7 @@ def list_tickets(
     visible = ticket_visibility(actor)
     if visible is not None:
         stmt = stmt.where(visible)
-    stmt = _apply_filter(stmt, filters)
+    stmt = stmt.where(*filter_clauses(filters))
     if cursor:
         stmt = stmt.where(_after(keys, _decode_cursor(cursor, keys)))
     stmt = stmt.order_by(*[col.desc() if desc else col.asc() for col, desc in keys])

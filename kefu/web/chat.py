@@ -239,6 +239,32 @@ class ChatHub:
             self.connections.discard(conn)
 
 
+@dataclass
+class AgentSide:
+    """What only an agent's socket keeps: the tickets it watches and who else is on
+    them (collision detection). Visitors' sockets, the thousands, carry none of it."""
+
+    name: str
+    watching: dict[int, str] = field(default_factory=dict)  # ticket id -> number
+    viewers: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+
+
+# History that changes what a console shows; a socket following the inbox hears it as
+# ``changed`` (message.created and chat.state_changed have frames of their own).
+CHANGE_EVENTS = frozenset(
+    {
+        events.TICKET_CREATED,
+        events.TICKET_UPDATED,
+        events.TICKET_ASSIGNED,
+        events.TICKET_STATUS_CHANGED,
+        events.TICKET_PRIORITY_CHANGED,
+        events.TICKET_TAGGED,
+        events.TICKET_MERGED,
+        events.TICKET_RATED,
+    }
+)
+
+
 class Connection:
     def __init__(self, hub: ChatHub, ws: WebSocket) -> None:
         self.hub = hub
@@ -255,6 +281,7 @@ class Connection:
         self.closed = False
         self.close_code = CLOSE_NORMAL
         self._queue_refresh_due = False
+        self.agent_side: AgentSide | None = None
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -320,6 +347,10 @@ class Connection:
         actor = self.actor
         if actor is None or actor.kind is not ActorKind.AGENT:
             return
+        if self.agent_side is not None:
+            for ticket_id, number in self.agent_side.watching.items():
+                with contextlib.suppress(Exception):
+                    await self._announce(ticket_id, number, on=False, hello=False)
         if any(c.actor == actor for c in self.hub.connections if c is not self):
             return
 
@@ -435,6 +466,8 @@ class Connection:
             principal = await run_in_threadpool(principal_from_credentials, state, token, cookie)
             if principal.agent is not None and not principal.has_scope("write"):
                 raise ChatError("not_authenticated", "token lacks the write scope")
+            if principal.agent is not None:
+                self.agent_side = AgentSide(name=principal.agent.name)
             return principal.actor
         if isinstance(visitor, str):
             contact_id = check_visitor(state.secret_key, visitor)
@@ -509,8 +542,59 @@ class Connection:
             self._send_message(number, message)
         elif kind == "chat.state_changed":
             await self._send_state(data)
-        elif kind in ("chat.typing", "chat.read") and data.get("from") != self._role():
-            self.send({"type": kind.split(".")[1]} | data)
+            if self.agent_side is not None:
+                self.send({"type": "changed", "ticket": data.get("ticket"), "event": kind})
+        elif kind == "chat.viewing":
+            await self._viewing(data)
+        elif kind in ("chat.typing", "chat.read"):
+            if data.get("from") == "agent" and self.agent_side is not None:
+                # Another agent on the same ticket (never this agent's own echo).
+                if self.actor is not None and data.get("agent_id") != self.actor.id:
+                    self.send({"type": kind.split(".")[1]} | data)
+            elif data.get("from") != self._role():
+                self.send({"type": kind.split(".")[1]} | data)
+        elif (
+            kind in CHANGE_EVENTS
+            and self.agent_side is not None
+            and isinstance(data.get("ticket"), str)
+        ):
+            self.send({"type": "changed", "ticket": data["ticket"], "event": kind})
+
+    async def _viewing(self, data: dict[str, Any]) -> None:
+        """Another agent opened or left a ticket this socket watches: tell the console
+        who is here, and answer a newcomer so they learn about this agent too."""
+        side, actor = self.agent_side, self.actor
+        number, agent_id = data.get("ticket"), data.get("agent_id")
+        if side is None or actor is None or not isinstance(number, str):
+            return
+        if agent_id == actor.id or number not in side.watching.values():
+            return
+        if not isinstance(agent_id, int):
+            return
+        here = side.viewers.setdefault(number, {})
+        if data.get("on"):
+            here[agent_id] = {"id": agent_id, "name": str(data.get("agent_name", ""))[:200]}
+            if data.get("hello"):
+                ticket_id = next(t for t, n in side.watching.items() if n == number)
+                await self._announce(ticket_id, number, on=True, hello=False)
+        else:
+            here.pop(agent_id, None)
+        self.send({"type": "viewers", "ticket": number, "agents": list(here.values())})
+
+    async def _announce(self, ticket_id: int, number: str, *, on: bool, hello: bool) -> None:
+        side, actor = self.agent_side, self.actor
+        if side is None or actor is None:
+            return
+        payload = {
+            "ticket": number,
+            "agent_id": actor.id,
+            "agent_name": side.name,
+            "on": on,
+            "hello": hello,
+        }
+        await self.hub.pubsub.publish(
+            f"ticket:{ticket_id}:agents", orjson.dumps({"type": "chat.viewing", "data": payload})
+        )
 
     def _send_message(self, number: str, message: dict[str, Any]) -> None:
         seq = message.get("seq")
@@ -706,8 +790,16 @@ class Connection:
         payload = {"ticket": number, "from": self._role()} | extra
         data = orjson.dumps({"type": kind, "data": payload})
         if actor.kind is ActorKind.AGENT:
-            if contact_id is not None:
+            # Typing a note is not typing to the customer.
+            if contact_id is not None and frame.get("internal") is not True:
                 await self.hub.pubsub.publish(f"contact:{contact_id}", data)
+            if kind == "chat.typing" and self.agent_side is not None:
+                # Other agents on the ticket see who is writing (collision detection).
+                colleague = payload | {"agent_id": actor.id, "agent_name": self.agent_side.name}
+                await self.hub.pubsub.publish(
+                    f"ticket:{ticket_id}:agents",
+                    orjson.dumps({"type": kind, "data": colleague}),
+                )
         else:
             await self.hub.pubsub.publish(f"ticket:{ticket_id}:agents", data)
             if assignee_id is not None:
@@ -733,6 +825,21 @@ class Connection:
         await self.sub.add([f"ticket:{ticket_id}:agents"])
         after = frame.get("after", 0)
         await self._resume(number, after if isinstance(after, int) and after >= 0 else 0)
+        if self.agent_side is not None and ticket_id not in self.agent_side.watching:
+            self.agent_side.watching[ticket_id] = number
+            await self._announce(ticket_id, number, on=True, hello=True)
+
+    async def _on_follow(self, frame: dict[str, Any]) -> None:
+        """The console's inbox: hear about the tickets of the agent's teams and of the
+        general queue (admins: every ticket), as ``changed`` frames."""
+        actor = self._need_agent()
+        assert self.sub is not None  # noqa: S101  # set in _hello
+        if actor.is_admin:
+            topics = ["agents"]
+        else:
+            topics = [f"team:{t}" for t in sorted(actor.team_ids)] + ["team:none"]
+        await self.sub.add(topics)
+        self.send({"type": "done", "ref": frame.get("id")})
 
     async def _ticket_action(self, frame: dict[str, Any], act: Callable[..., Any]) -> None:
         actor = self._need_actor()
@@ -838,6 +945,7 @@ _HANDLERS: dict[str, Callable[[Connection, dict[str, Any]], Any]] = {
     "read": Connection._on_read,
     "resume": Connection._on_resume,
     "watch": Connection._on_watch,
+    "follow": Connection._on_follow,
     "human": Connection._on_human,
     "leave": Connection._on_leave,
     "end": Connection._on_end,

@@ -273,5 +273,36 @@ async def require_admin(principal: PrincipalDep) -> Principal:
     return principal
 
 
+class LoginRequired(NotAuthenticated):
+    """A console page without a live session: the edge answers with the login page."""
+
+
+async def require_console_agent(request: Request, state: StateDep) -> Principal:
+    """The agent behind a console page: session cookie only (bearer tokens are for the
+    API), and on a state change the CSRF token from the header HTMX sends or from a
+    plain form's ``_csrf`` field."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise LoginRequired("authentication required")
+    key = token_hash("cookie:" + cookie)
+    principal = state.principals.get(key)
+    if principal is None:
+        try:
+            principal = await run_in_threadpool(principal_from_credentials, state, None, cookie)
+        except NotAuthenticated:
+            raise LoginRequired("session expired") from None
+        state.principals.put(key, principal)
+    if principal.agent is None or principal.agent_session is None:
+        raise LoginRequired("authentication required")
+    if request.method not in SAFE_METHODS:
+        presented = request.headers.get(CSRF_HEADER)
+        if presented is None:
+            field_value = (await request.form()).get("_csrf")
+            presented = field_value if isinstance(field_value, str) else None
+        check_csrf(principal.agent_session, presented)
+    return principal
+
+
 AgentDep = Annotated[Principal, Depends(require_agent)]
+ConsoleDep = Annotated[Principal, Depends(require_console_agent)]
 AdminDep = Annotated[Principal, Depends(require_admin)]

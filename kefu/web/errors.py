@@ -7,17 +7,20 @@ logged with its traceback and shown to the client without internals.
 from __future__ import annotations
 
 import logging
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kefu.domain.errors import KefuError, RateLimited
 from kefu.infra.i18n import gettext_for, negotiate
+from kefu.web.pages import render, request_locale
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +71,38 @@ def problem_response(
     )
 
 
+def _is_console(request: Request) -> bool:
+    return request.url.path == "/agent" or request.url.path.startswith("/agent/")
+
+
+def console_error(request: Request, status: int, detail: str, *, login: bool = False) -> Response:
+    """The console's answer to a failure: the login page when the session is gone, a
+    flash fragment for an HTMX request (swapped into ``#flash``), an error page else."""
+    is_htmx = request.headers.get("hx-request") == "true"
+    if login:
+        if is_htmx:
+            return Response(status_code=401, headers={"HX-Redirect": "/agent/login"})
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/agent/login?next={quote(target, safe='')}", status_code=303)
+    locale = request_locale(request)
+    text = gettext_for(locale, detail)
+    if is_htmx:
+        return HTMLResponse(
+            f'<p class="flash flash-error" role="alert">{escape(text)}</p>',
+            status_code=status,
+            headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"},
+        )
+    return render(request, "pages/console/error.html", status_code=status, detail=text)
+
+
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, str | int | float | bool | None)}
 
 
 async def _kefu_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KefuError)  # noqa: S101  # registered for KefuError only
+    if _is_console(request):
+        return console_error(request, exc.status, exc.message, login=exc.status == 401)
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after_seconds)
@@ -86,6 +115,8 @@ async def _kefu_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)  # noqa: S101  # registered for it only
+    if _is_console(request):
+        return console_error(request, 422, "The request is not valid.")
     errors = []
     for err in exc.errors()[:20]:
         loc = [str(p) for p in err.get("loc", ())]
@@ -102,6 +133,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         status, "http-error"
     )
     detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(status, "Error")
+    if _is_console(request):
+        return console_error(request, status, detail)
     return problem_response(request, status, code, detail, headers=dict(exc.headers or {}))
 
 
@@ -109,6 +142,8 @@ async def _integrity_error(request: Request, exc: Exception) -> Response:
     # A uniqueness race the checks before it could not see (two requests creating the
     # same contact at once): the loser gets a conflict, not a crash.
     log.info("integrity error", extra={"path": request.url.path, "error": str(exc)[:300]})
+    if _is_console(request):
+        return console_error(request, 409, "Conflict")
     return problem_response(request, 409, "conflict", "Conflict")
 
 

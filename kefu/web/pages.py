@@ -6,9 +6,11 @@ Accept-Language switch to English.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -33,7 +35,25 @@ def _environment(locale: str) -> Environment:
     )
     # New-style gettext: _("%(n)s articles", n=3) formats and escapes the arguments.
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]  # added by the i18n extension
+    env.filters["localtime"] = localtime
     return env
+
+
+def localtime(
+    value: datetime | None, tz: str = "Asia/Shanghai", fmt: str = "%Y-%m-%d %H:%M"
+) -> str:
+    """A stored UTC time as the desk's wall-clock time (business logic runs in
+    Asia/Shanghai by default; ``KEFU_TIME_ZONE``)."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:  # SQLite hands back naive values; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(_zone(tz)).strftime(fmt)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def request_locale(request: Request) -> str:
@@ -43,12 +63,17 @@ def request_locale(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"))
 
 
+def _time_zone(request: Request) -> str:
+    state = getattr(request.app.state, "kefu", None)
+    return state.settings.time_zone if state is not None else "Asia/Shanghai"
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     locale = request_locale(request)
     html = (
         _environment(locale)
         .get_template(template)
-        .render(request=request, locale=locale, **context)
+        .render(request=request, locale=locale, tz=_time_zone(request), **context)
     )
     response = HTMLResponse(html, status_code=status_code)
     response.headers["Content-Language"] = locale

@@ -1,0 +1,177 @@
+"""Console admin pages: macros (supervisors and admins) and the agents and teams list.
+
+The API (``/api/v1/admin``) stays the way to script these; the pages are for people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated
+
+import pyotp
+import segno
+from fastapi import APIRouter, Form, Path, Request
+from markupsafe import Markup
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from kefu.actions.agents import do_confirm_totp
+from kefu.actions.macros import check_new_macro_slug, do_delete_macro, do_save_macro
+from kefu.domain.access import can_manage_macros
+from kefu.domain.errors import KefuError, PermissionDenied, ValidationFailed
+from kefu.domain.macros import VARIABLES
+from kefu.models import Agent
+from kefu.queries.macros import list_macros
+from kefu.queries.people import list_agents, list_teams
+from kefu.web.deps import AppState, ConsoleDep, Principal, StateDep
+from kefu.web.pages import render
+from kefu.web.routes.console import console_context
+
+router = APIRouter(prefix="/agent/admin", include_in_schema=False)
+
+
+@router.get("/macros", response_class=HTMLResponse)
+def macros_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
+    with state.read_sessions() as session:
+        return render(
+            request,
+            "pages/console/macros.html",
+            **console_context(principal),
+            macros=list_macros(session, principal.actor),
+            teams=list_teams(session),
+            variables=VARIABLES,
+            can_manage=can_manage_macros(principal.actor),
+            error=None,
+            form={},
+        )
+
+
+@router.post("/macros", response_class=HTMLResponse)
+def save_macro(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    slug: Annotated[str, Form(max_length=64)],
+    title: Annotated[str, Form(max_length=200)],
+    body: Annotated[str, Form(max_length=20_000)],
+    team: Annotated[str, Form(max_length=12)] = "",
+    locale: Annotated[str, Form(max_length=8)] = "zh-CN",
+    replace: Annotated[bool, Form()] = False,
+) -> Response:
+    actor = principal.actor
+    try:
+        with state.transaction() as session:
+            if not replace:
+                check_new_macro_slug(session, slug)
+            do_save_macro(
+                session,
+                actor,
+                slug=slug,
+                title=title,
+                body=body,
+                locale=locale,
+                team_id=int(team) if team.isdigit() else None,
+            )
+    except PermissionDenied:
+        raise
+    except KefuError as exc:
+        # Back to the form with what was typed and why it was refused.
+        with state.read_sessions() as session:
+            return render(
+                request,
+                "pages/console/macros.html",
+                status_code=exc.status,
+                **console_context(principal),
+                macros=list_macros(session, actor),
+                teams=list_teams(session),
+                variables=VARIABLES,
+                can_manage=True,
+                error=exc.message,
+                unknown=exc.params.get("unknown", []),
+                form={"slug": slug, "title": title, "body": body, "team": team},
+            )
+    return RedirectResponse("/agent/admin/macros", status_code=303)
+
+
+@router.post("/macros/{macro_id}/delete")
+def delete_macro(
+    macro_id: Annotated[int, Path(ge=1, lt=2**31)], principal: ConsoleDep, state: StateDep
+) -> Response:
+    with state.transaction() as session:
+        do_delete_macro(session, principal.actor, macro_id)
+    return RedirectResponse("/agent/admin/macros", status_code=303)
+
+
+@router.get("/agents", response_class=HTMLResponse)
+def agents_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
+    with state.read_sessions() as session:
+        return render(
+            request,
+            "pages/console/agents.html",
+            **console_context(principal),
+            agents=list_agents(session),
+            teams=list_teams(session),
+        )
+
+
+account_router = APIRouter(prefix="/agent/account", include_in_schema=False)
+
+
+def _sign_enrolment(secret_key: str, agent_id: int, totp_secret: str) -> str:
+    message = f"totp-enrol:{agent_id}:{totp_secret}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _account_page(
+    request: Request, principal: Principal, state: AppState, *, error: str | None = None
+) -> Response:
+    agent = principal.agent
+    assert agent is not None  # noqa: S101  # ConsoleDep guarantees an agent
+    # A fresh candidate each time; it only counts once a code from the app matches it.
+    candidate = pyotp.random_base32()
+    uri = pyotp.TOTP(candidate).provisioning_uri(name=agent.email, issuer_name="kefu")
+    qr = segno.make(uri, error="m").svg_inline(scale=4, dark="#1d2330")
+    return render(
+        request,
+        "pages/console/account.html",
+        status_code=422 if error else 200,
+        **console_context(principal),
+        enrolled=agent.totp_secret is not None,
+        candidate=candidate,
+        signature=_sign_enrolment(state.secret_key, agent.id, candidate),
+        uri=uri,
+        qr=Markup(qr),  # noqa: S704  # segno's SVG of our own URI, no user input
+        error=error,
+    )
+
+
+@account_router.get("", response_class=HTMLResponse)
+def account_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
+    return _account_page(request, principal, state)
+
+
+@account_router.post("/totp", response_class=HTMLResponse)
+def enrol_totp(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    secret: Annotated[str, Form(max_length=64)],
+    signature: Annotated[str, Form(max_length=64)],
+    code: Annotated[str, Form(max_length=10)],
+) -> Response:
+    agent = principal.agent
+    assert agent is not None  # noqa: S101  # ConsoleDep guarantees an agent
+    # The secret came back from our own page: check it is the one we offered this agent.
+    expected = _sign_enrolment(state.secret_key, agent.id, secret)
+    if not hmac.compare_digest(expected, signature):
+        raise ValidationFailed("invalid enrolment", field="secret")
+    try:
+        with state.transaction() as session:
+            me = session.get(Agent, agent.id)
+            if me is None:
+                raise PermissionDenied("unknown agent")
+            do_confirm_totp(session, principal.actor, me, secret=secret, code=code)
+    except ValidationFailed as exc:
+        return _account_page(request, principal, state, error=exc.message)
+    state.principals.clear()
+    return RedirectResponse("/agent/account?enrolled=1", status_code=303)

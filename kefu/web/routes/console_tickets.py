@@ -1,0 +1,295 @@
+"""The console's ticket page: one timeline across channels, the composer (reply on the
+ticket's channel, or an internal note), macros, and the sidebar of fields.
+
+Every write runs start to commit in one worker thread (``state.transaction()``), like
+the API's; events go out on commit, so other consoles and the contact's socket see it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, Response
+
+from kefu.actions.chat import do_accept_chat, do_chat_message, do_end_chat
+from kefu.actions.guard import display_text
+from kefu.actions.messages import NewMessage, do_add_message, do_record_reveal
+from kefu.actions.tickets import (
+    do_assign,
+    do_change_status,
+    do_set_priority,
+    do_tag,
+    do_update_ticket_fields,
+    normalize_tags,
+)
+from kefu.domain.chat import LIVE_STATES
+from kefu.domain.errors import PermissionDenied, ValidationFailed
+from kefu.domain.exchange_fields import ExchangeFields
+from kefu.domain.macros import render_macro
+from kefu.domain.tickets import Priority, TicketKind, TicketStatus
+from kefu.models import Agent, Contact, Ticket
+from kefu.queries.console import agent_names, other_tickets, team_names, ticket_timeline
+from kefu.queries.macros import access_macro_by_id, list_macros, macro_values
+from kefu.queries.people import list_agents, list_teams
+from kefu.queries.tickets import access_ticket_by_number
+from kefu.web.deps import ConsoleDep, Principal, StateDep
+from kefu.web.pages import render
+from kefu.web.routes.console import console_context, is_htmx
+
+router = APIRouter(prefix="/agent/tickets", include_in_schema=False)
+
+MAX_BODY = 100_000
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def _page_data(
+    session: Session, principal: Principal, number: str, *, reveal: bool = False
+) -> dict[str, Any]:
+    actor = principal.actor
+    ticket = access_ticket_by_number(session, actor, number)
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    return {
+        "ticket": ticket,
+        "contact": contact,
+        "timeline": ticket_timeline(session, ticket),
+        "names": agent_names(session),
+        "team_names": team_names(session),
+        "agents": [a for a in list_agents(session) if a.is_active],
+        "teams": list_teams(session),
+        "macros": list_macros(session, actor),
+        "others": other_tickets(session, actor, ticket),
+        "reveal": reveal,
+        "show": _identity if reveal else display_text,
+        "can_reveal": actor.can_view_sensitive,
+        "statuses": list(TicketStatus),
+        "priorities": list(Priority),
+        "kinds": list(TicketKind),
+        "chat_live": ticket.chat_state in LIVE_STATES,
+    }
+
+
+@router.get("/{number}", response_class=HTMLResponse)
+def ticket_page(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+    reveal: bool = False,
+) -> Response:
+    """``reveal=1`` shows the PII masked by default, for agents with the permission;
+    every reveal is written to the audit log first."""
+    actor = principal.actor
+    if reveal:
+        if not actor.can_view_sensitive:
+            raise PermissionDenied("viewing sensitive data needs the permission")
+        with state.transaction() as wdb:
+            ticket = access_ticket_by_number(wdb, actor, number)
+            timeline = ticket_timeline(wdb, ticket)
+            ids = [i.message.id for i in timeline.items if i.message is not None]
+            do_record_reveal(wdb, actor, ticket.id, ids)
+    with state.read_sessions() as session:
+        data = _page_data(session, principal, number, reveal=reveal)
+        return render(request, "pages/console/ticket.html", **(console_context(principal) | data))
+
+
+@router.get("/{number}/timeline", response_class=HTMLResponse)
+def timeline_after(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+) -> Response:
+    """The whole timeline, re-rendered: the live console swaps it in when a message or
+    a change arrives over the socket (debounced), so events and notes show too."""
+    with state.read_sessions() as session:
+        ticket = access_ticket_by_number(session, principal.actor, number)
+        return render(
+            request,
+            "partials/console/timeline.html",
+            ticket=ticket,
+            timeline=ticket_timeline(session, ticket),
+            names=agent_names(session),
+            team_names=team_names(session),
+            show=display_text,
+        )
+
+
+@router.post("/{number}/messages", response_class=HTMLResponse)
+def post_message(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+    body: Annotated[str, Form(max_length=MAX_BODY)],
+    internal: Annotated[bool, Form()] = False,
+    attachment_ids: Annotated[list[int], Form(max_length=20)] = [],  # noqa: B006  # FastAPI copies defaults
+    client_msg_id: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    """A reply (sent on the ticket's channel: chat socket, email through the outbox …)
+    or an internal note. A resend with the same ``client_msg_id`` is stored once."""
+    actor = principal.actor
+    if not body.strip() and not attachment_ids:
+        raise ValidationFailed("write something first", field="body")
+    with state.transaction() as session:
+        ticket = access_ticket_by_number(session, actor, number)
+        if (
+            ticket.chat_state is not None
+            and not attachment_ids
+            and (ticket.chat_state in LIVE_STATES or not internal)
+        ):
+            # A live chat's rules (and the "chat has ended" refusal) live in the chat
+            # actions; the socket and this form share them.
+            do_chat_message(session, actor, ticket, body, client_msg_id, is_internal=internal)
+        else:
+            do_add_message(
+                session,
+                actor,
+                ticket,
+                NewMessage(
+                    body=body,
+                    channel=ticket.channel,
+                    is_internal=internal,
+                    attachment_ids=attachment_ids,
+                    client_msg_id=client_msg_id,
+                ),
+            )
+    return _timeline_response(request, state, principal, number)
+
+
+def _timeline_response(
+    request: Request, state: StateDep, principal: Principal, number: str
+) -> Response:
+    response = timeline_after(request, number, principal, state)
+    response.headers["HX-Trigger"] = "ticket-changed"
+    return response
+
+
+@router.post("/{number}/fields", response_class=HTMLResponse)
+def update_fields(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+    status: Annotated[TicketStatus | None, Form()] = None,
+    priority: Annotated[Priority | None, Form()] = None,
+    kind: Annotated[TicketKind | None, Form()] = None,
+    assignee: Annotated[str | None, Form(max_length=12)] = None,
+    team: Annotated[str | None, Form(max_length=12)] = None,
+    tags: Annotated[str | None, Form(max_length=2000)] = None,
+    txid: Annotated[str | None, Form(max_length=130)] = None,
+    coin: Annotated[str | None, Form(max_length=16)] = None,
+    network: Annotated[str | None, Form(max_length=24)] = None,
+    amount: Annotated[str | None, Form(max_length=48)] = None,
+    order_id: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    """The sidebar's form: every field it sends is applied by its own action (each
+    writes its own history), all in one transaction."""
+    actor = principal.actor
+    with state.transaction() as session:
+        ticket = access_ticket_by_number(session, actor, number)
+        if kind is not None:
+            do_update_ticket_fields(session, actor, ticket, kind=kind)
+        fields = ExchangeFields(
+            txid=txid or None,
+            coin=coin or None,
+            network=network or None,
+            amount=amount or None,
+            order_id=order_id or None,
+        )
+        if any((txid, coin, network, amount, order_id)):
+            do_update_ticket_fields(session, actor, ticket, fields=fields)
+        if priority is not None and priority is not ticket.priority:
+            do_set_priority(session, actor, ticket, priority)
+        if assignee is not None:
+            do_assign(session, actor, ticket, assignee_id=_optional_id(assignee))
+        if team is not None:
+            do_assign(session, actor, ticket, team_id=_optional_id(team))
+        if tags is not None:
+            wanted = normalize_tags(tags.replace("，", ",").split(","))
+            current = ticket.tags
+            do_tag(
+                session,
+                actor,
+                ticket,
+                add=[t for t in wanted if t not in current],
+                remove=[t for t in current if t not in wanted],
+            )
+        if status is not None and status is not ticket.status:
+            do_change_status(session, actor, ticket, status)
+    return _timeline_response(request, state, principal, number)
+
+
+def _optional_id(value: str) -> int | None:
+    if value in ("", "none"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValidationFailed("not a number") from None
+    if not 0 < number < 2**31:
+        raise ValidationFailed("not a number")
+    return number
+
+
+@router.post("/{number}/accept", response_class=HTMLResponse)
+def accept_chat(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+) -> Response:
+    """Take a waiting chat out of turn (接入)."""
+    with state.transaction() as session:
+        do_accept_chat(
+            session, principal.actor, access_ticket_by_number(session, principal.actor, number)
+        )
+    return _reload(request, number)
+
+
+@router.post("/{number}/end", response_class=HTMLResponse)
+def end_chat(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+) -> Response:
+    """End the chat; the agent ending it marks the ticket solved."""
+    with state.transaction() as session:
+        do_end_chat(
+            session, principal.actor, access_ticket_by_number(session, principal.actor, number)
+        )
+    return _reload(request, number)
+
+
+def _reload(request: Request, number: str) -> Response:
+    target = f"/agent/tickets/{number}"
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return Response(status_code=303, headers={"Location": target})
+
+
+@router.get("/{number}/macro", response_class=HTMLResponse)
+def apply_macro(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+    macro: Annotated[int, Query(ge=1, lt=2**31)],
+    body: Annotated[str, Query(max_length=MAX_BODY)] = "",
+) -> Response:
+    """The composer's text with the macro, its placeholders filled for this ticket,
+    added at the end (HTMX swaps the textarea)."""
+    actor = principal.actor
+    with state.read_sessions() as session:
+        ticket: Ticket = access_ticket_by_number(session, actor, number)
+        chosen = access_macro_by_id(session, actor, macro)
+        contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+        agent = session.get(Agent, actor.id) if actor.id else None
+        text = render_macro(chosen.body, macro_values(ticket, contact, agent))
+    combined = f"{body.rstrip()}\n\n{text}" if body.strip() else text
+    return render(request, "partials/console/composer_body.html", body=combined)

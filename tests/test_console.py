@@ -1,0 +1,512 @@
+"""The agent console in-process, on every database backend: login, the inbox views and
+their counts, the ticket page, replies and notes, fields, bulk actions, macros, and the
+query counts that keep pages flat however long a ticket gets. (The journeys through it
+run in a real browser in tests/browser/test_console.py.)"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pyotp
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from kefu.actions.agents import do_enroll_totp, do_update_agent
+from kefu.actions.macros import do_save_macro
+from kefu.actions.messages import NewMessage, do_add_message
+from kefu.domain.access import SYSTEM, Role
+from kefu.domain.errors import ValidationFailed
+from kefu.domain.macros import render_macro, unknown_variables
+from kefu.domain.tickets import Channel, Priority, TicketStatus
+from kefu.models import Event, Job, Message, Ticket
+from tests.factories import (
+    PASSWORD,
+    contact_actor,
+    make_agent,
+    make_contact,
+    make_team,
+    make_ticket,
+)
+
+CSRF = re.compile(r'"X-CSRF-Token": "([^"]+)"')
+
+
+def console_login(client: TestClient, email: str, totp: str = "") -> dict[str, str]:
+    """Log in through the form; returns the headers an HTMX request sends."""
+    r = client.post(
+        "/agent/login",
+        data={"email": email, "password": PASSWORD, "totp": totp, "next": "/agent/inbox/all"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/agent/inbox/all"
+    page = client.get("/agent/inbox/all")
+    match = CSRF.search(page.text)
+    assert match is not None
+    return {"X-CSRF-Token": match.group(1), "HX-Request": "true"}
+
+
+@pytest.fixture
+def world(db: Session) -> dict[str, Any]:
+    general = make_team(db, "general")
+    security = make_team(db, "security")
+    me = make_agent(db, teams=[general], password=PASSWORD)
+    other = make_agent(db, teams=[security], password=PASSWORD)
+    contact = make_contact(db, name="王小明", phone="13800138000")
+    mine = make_ticket(db, subject="我的工单", team=general, assignee=me, contact=contact)
+    loose = make_ticket(db, subject="没人管", team=general, contact=contact)
+    urgent = make_ticket(db, subject="紧急", team=general, priority=Priority.URGENT)
+    theirs = make_ticket(db, subject="安全组的", team=security, assignee=other)
+    email = make_ticket(
+        db, subject="邮件工单", channel=Channel.EMAIL, team=general, assignee=me, contact=contact
+    )
+    db.commit()
+    return {
+        "me": me,
+        "other": other,
+        "general": general,
+        "contact": contact,
+        "mine": mine.number,
+        "loose": loose.number,
+        "urgent": urgent.number,
+        "theirs": theirs.number,
+        "email": email.number,
+    }
+
+
+# -- login ---------------------------------------------------------------------------
+
+
+def test_login_form_is_ready_for_password_managers(client: TestClient) -> None:
+    page = client.get("/agent/login")
+    assert page.status_code == 200
+    for value in ("username", "current-password", "one-time-code"):
+        assert f'autocomplete="{value}"' in page.text
+    assert "客服登录" in page.text  # zh-CN first
+    assert "Agent login" in client.get("/agent/login?lang=en").text
+
+
+def test_pages_need_a_session(client: TestClient) -> None:
+    r = client.get("/agent/inbox/mine?status=open", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/agent/login?next=%2Fagent%2Finbox%2Fmine%3Fstatus%3Dopen"
+    htmx = client.get("/agent/inbox/mine", headers={"HX-Request": "true"})
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/agent/login"
+    # A bearer token is for the API, not for pages.
+    assert client.get("/agent/counts", follow_redirects=False).status_code == 303
+
+
+def test_wrong_password_and_missing_code_are_explained(client: TestClient, db: Session) -> None:
+    admin = make_agent(db, role=Role.ADMIN, password=PASSWORD)
+    secret = pyotp.parse_uri(do_enroll_totp(db, SYSTEM, admin)).secret
+    db.commit()
+    wrong = client.post("/agent/login", data={"email": admin.email, "password": "nope!"})
+    assert wrong.status_code == 401
+    assert "邮箱或密码错误" in wrong.text or "wrong email or password" not in wrong.text
+    no_code = client.post("/agent/login", data={"email": admin.email, "password": PASSWORD})
+    assert no_code.status_code == 401
+    assert 'aria-invalid="true"' in no_code.text  # the code field is marked
+    assert admin.email in no_code.text  # what was typed is kept (not the password)
+    assert PASSWORD not in no_code.text
+    console_login(client, admin.email, pyotp.TOTP(secret).now())
+
+
+def test_login_never_redirects_off_site(client: TestClient, db: Session) -> None:
+    agent = make_agent(db, password=PASSWORD)
+    db.commit()
+    for target in ("https://evil.example/", "//evil.example", "/agent/../x\\y", "/help"):
+        r = client.post(
+            "/agent/login",
+            data={"email": agent.email, "password": PASSWORD, "next": target},
+            follow_redirects=False,
+        )
+        assert r.headers["location"] == "/agent/inbox/mine", target
+
+
+def test_logout_ends_the_session(client: TestClient, world: dict[str, Any]) -> None:
+    headers = console_login(client, world["me"].email)
+    assert client.post("/agent/logout", headers=headers, follow_redirects=False).status_code == 303
+    assert client.get("/agent/inbox/mine", follow_redirects=False).status_code == 303
+
+
+# -- inbox -----------------------------------------------------------------------------
+
+
+def _counts(html: str) -> dict[str, int]:
+    return {k: int(v) for k, v in re.findall(r'data-count="(\w+)">(\d+)<', html)}
+
+
+def test_views_and_counts(client: TestClient, world: dict[str, Any]) -> None:
+    console_login(client, world["me"].email)
+    page = client.get("/agent/inbox/mine")
+    assert page.status_code == 200
+    # The agent sees the general team's tickets, not the security team's.
+    assert _counts(page.text) == {
+        "mine": 2,
+        "unassigned": 2,
+        "team": 4,
+        "urgent": 1,
+        "solved": 0,
+        "all": 4,
+    }
+    assert world["mine"] in page.text and world["loose"] not in page.text
+    unassigned = client.get("/agent/inbox/unassigned").text
+    assert world["loose"] in unassigned and world["urgent"] in unassigned
+    assert world["theirs"] not in client.get("/agent/inbox/all").text
+    filtered = client.get("/agent/inbox/all?channel=email").text
+    assert world["email"] in filtered and world["mine"] not in filtered.split("<tbody")[1]
+    # HTMX asks for the rows alone; the counts have their own fragment.
+    rows = client.get("/agent/inbox/all", headers={"HX-Request": "true"}).text
+    assert rows.lstrip().startswith("<tr") and "<html" not in rows
+    assert _counts(client.get("/agent/counts?view=all").text)["all"] == 4
+
+
+def test_inbox_filters_refuse_nonsense(client: TestClient, world: dict[str, Any]) -> None:
+    console_login(client, world["me"].email)
+    assert client.get("/agent/inbox/nope").status_code == 422
+    assert client.get("/agent/inbox/all?status=exploded").status_code == 422
+    assert client.get("/agent/inbox/all?cursor=!!!").status_code == 422
+    assert client.get("/agent/inbox/all?tag=" + "x" * 500).status_code == 422
+    htmx = client.get("/agent/inbox/all?status=exploded", headers={"HX-Request": "true"})
+    assert htmx.status_code == 422 and htmx.headers["HX-Retarget"] == "#flash"
+    assert 'role="alert"' in htmx.text
+
+
+def test_bulk_actions_are_all_or_nothing(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    numbers = [world["loose"], world["urgent"]]
+    r = client.post(
+        "/agent/tickets/bulk", data={"numbers": numbers, "action": "assign:me"}, headers=headers
+    )
+    assert r.status_code == 204 and r.headers["HX-Trigger"] == "inbox-changed"
+    assigned = db.scalars(select(Ticket).where(Ticket.number.in_(numbers))).all()
+    assert {t.assignee_id for t in assigned} == {world["me"].id}
+    # One ticket the agent may not see: nothing happens to the others either.
+    bad = client.post(
+        "/agent/tickets/bulk",
+        data={"numbers": [world["loose"], world["theirs"]], "action": "status:solved"},
+        headers=headers,
+    )
+    assert bad.status_code == 404
+    db.expire_all()
+    loose = db.scalar(select(Ticket).where(Ticket.number == world["loose"]))
+    assert loose is not None and loose.status is not TicketStatus.SOLVED
+    tagged = client.post(
+        "/agent/tickets/bulk", data={"numbers": numbers, "tag": "批量"}, headers=headers
+    )
+    assert tagged.status_code == 204
+    db.expire_all()
+    assert all(
+        "批量" in t.tags for t in db.scalars(select(Ticket).where(Ticket.number.in_(numbers)))
+    )
+    merged = client.post(
+        "/agent/tickets/bulk", data={"numbers": numbers, "action": "merge"}, headers=headers
+    )
+    assert merged.status_code == 204
+    db.expire_all()
+    newer = db.scalar(select(Ticket).where(Ticket.number == world["urgent"]))
+    assert newer is not None and newer.merged_into_id is not None
+    for data in ({"numbers": numbers, "action": "explode"}, {"numbers": numbers}):
+        assert client.post("/agent/tickets/bulk", data=data, headers=headers).status_code == 422
+    no_csrf = {"HX-Request": "true"}
+    assert (
+        client.post(
+            "/agent/tickets/bulk", data={"numbers": numbers, "action": "unassign"}, headers=no_csrf
+        ).status_code
+        == 403
+    )
+
+
+# -- the ticket page -------------------------------------------------------------------
+
+
+def test_ticket_page_shows_one_timeline_and_masks_pii(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    console_login(client, world["me"].email)
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["mine"]))
+    assert ticket is not None
+    do_add_message(
+        db,
+        contact_actor(world["contact"]),
+        ticket,
+        NewMessage(body="我的手机号是13800138000", channel=Channel.WEB),
+    )
+    db.commit()
+    page = client.get(f"/agent/tickets/{world['mine']}")
+    assert page.status_code == 200
+    assert "我的工单" in page.text and "王小明" in page.text
+    assert "13800138000" not in page.text  # masked by default
+    assert "138****8000" in page.text
+    # Without the permission there is no reveal; with it, the reveal is audited.
+    assert client.get(f"/agent/tickets/{world['mine']}?reveal=1").status_code == 403
+    do_update_agent(db, SYSTEM, world["me"], can_view_sensitive=True)
+    db.commit()
+    client.app.state.kefu.principals.clear()  # type: ignore[attr-defined]
+    revealed = client.get(f"/agent/tickets/{world['mine']}?reveal=1")
+    assert revealed.status_code == 200 and "13800138000" in revealed.text
+    assert db.scalar(select(Event).where(Event.kind == "sensitive.revealed")) is not None
+    assert client.get("/agent/tickets/K00000000").status_code == 404
+    assert client.get(f"/agent/tickets/{world['theirs']}").status_code == 404
+
+
+def test_reply_on_an_email_ticket_goes_out_by_email_and_a_note_does_not(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    url = f"/agent/tickets/{world['email']}/messages"
+    reply = client.post(
+        url, data={"body": "您好，已为您处理", "client_msg_id": "r-1"}, headers=headers
+    )
+    assert reply.status_code == 200, reply.text
+    assert "您好，已为您处理" in reply.text and reply.headers["HX-Trigger"] == "ticket-changed"
+    again = client.post(
+        url, data={"body": "您好，已为您处理", "client_msg_id": "r-1"}, headers=headers
+    )
+    assert again.status_code == 200
+    note = client.post(url, data={"body": "内部：已核实", "internal": "true"}, headers=headers)
+    assert note.status_code == 200 and "内部：已核实" in note.text
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["email"]))
+    assert ticket is not None
+    bodies = {
+        m.body: m.is_internal
+        for m in db.scalars(select(Message).where(Message.ticket_id == ticket.id))
+    }
+    assert bodies["您好，已为您处理"] is False and bodies["内部：已核实"] is True
+    assert len([b for b in bodies if b == "您好，已为您处理"]) == 1
+    assert [j.kind for j in db.scalars(select(Job).where(Job.kind == "email.send"))] == [
+        "email.send"
+    ]
+    # The customer's view of the ticket has the reply and not the note.
+    contact_messages = [
+        m.body
+        for m in db.scalars(
+            select(Message).where(Message.ticket_id == ticket.id, Message.is_internal.is_(False))
+        )
+    ]
+    assert "内部：已核实" not in contact_messages
+    empty = client.post(url, data={"body": "   "}, headers=headers)
+    assert empty.status_code == 422 and 'role="alert"' in empty.text
+    huge = client.post(url, data={"body": "字" * 100_001}, headers=headers)
+    assert huge.status_code == 422
+
+
+def test_a_pasted_seed_phrase_is_masked_in_a_console_reply(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    words = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    r = client.post(
+        f"/agent/tickets/{world['mine']}/messages",
+        data={"body": f"客户发来：{words}", "internal": "true"},
+        headers=headers,
+    )
+    assert r.status_code == 200
+    stored = db.scalars(select(Message.body)).all()
+    assert not any("abandon ability" in b for b in stored)
+
+
+def test_fields_assign_and_solve(client: TestClient, world: dict[str, Any], db: Session) -> None:
+    headers = console_login(client, world["me"].email)
+    url = f"/agent/tickets/{world['loose']}/fields"
+    r = client.post(
+        url,
+        data={
+            "assignee": str(world["other"].id),
+            "priority": "high",
+            "tags": "提币， 延迟",
+            "coin": "USDT",
+            "network": "TRC20",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["loose"]))
+    assert ticket is not None
+    db.refresh(ticket)
+    assert ticket.assignee_id == world["other"].id and ticket.priority is Priority.HIGH
+    assert set(ticket.tags) == {"提币", "延迟"} and ticket.coin == "USDT"
+    assert "将工单分配给" in r.text  # the history shows in the timeline
+    solved = client.post(url, data={"status": "solved"}, headers=headers)
+    assert solved.status_code == 200
+    db.refresh(ticket)
+    assert ticket.status is TicketStatus.SOLVED
+    for bad in ({"status": "exploded"}, {"assignee": "x"}, {"assignee": "99999999999"}):
+        assert client.post(url, data=bad, headers=headers).status_code in (400, 422), bad
+
+
+# -- macros ----------------------------------------------------------------------------
+
+
+def test_macro_placeholders() -> None:
+    body = "{{contact.name}}您好，工单 {{ ticket.number }}。{{contact.wallet}}"
+    assert unknown_variables(body) == ["contact.wallet"]
+    assert (
+        render_macro(body, {"contact.name": "小明", "ticket.number": "K1"}) == "小明您好，工单 K1。"
+    )
+
+
+def test_macros_fill_the_composer_and_only_supervisors_keep_them(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    boss = make_agent(db, role=Role.SUPERVISOR, teams=[world["general"]], password=PASSWORD)
+    db.commit()
+    headers = console_login(client, boss.email)
+    bad = client.post(
+        "/agent/admin/macros",
+        data={"slug": "hi", "title": "问候", "body": "{{contact.wallet}}"},
+        headers=headers,
+    )
+    assert bad.status_code == 422 and "contact.wallet" in bad.text
+    ok = client.post(
+        "/agent/admin/macros",
+        data={
+            "slug": "hi",
+            "title": "问候",
+            "body": "{{contact.name}}您好，工单 {{ticket.number}}",
+        },
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    dup = client.post(
+        "/agent/admin/macros", data={"slug": "hi", "title": "x", "body": "y"}, headers=headers
+    )
+    assert dup.status_code == 409
+    page = client.get("/agent/admin/macros")
+    macro_id = re.search(r"/agent/admin/macros/(\d+)/delete", page.text)
+    assert macro_id is not None
+    filled = client.get(
+        f"/agent/tickets/{world['mine']}/macro",
+        params={"macro": macro_id.group(1), "body": "先说一句"},
+    )
+    assert filled.status_code == 200
+    assert f"先说一句\n\n王小明您好，工单 {world['mine']}" in filled.text.replace("&#10;", "\n")
+
+    client.post("/agent/logout", headers=headers)
+    agent_headers = console_login(client, world["me"].email)
+    refused = client.post(
+        "/agent/admin/macros",
+        data={"slug": "mine", "title": "我的", "body": "正文"},
+        headers=agent_headers,
+    )
+    assert refused.status_code == 403
+    with pytest.raises(ValidationFailed):
+        do_save_macro(db, SYSTEM, slug="../x", title="t", body="b")
+
+
+# -- query counts ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def count_queries(connection: Connection) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            seen.append(statement)
+
+    sa_event.listen(connection, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(connection, "before_cursor_execute", before)
+
+
+def test_pages_cost_the_same_queries_however_long_the_ticket(
+    client: TestClient, world: dict[str, Any], db: Session, connection: Connection
+) -> None:
+    console_login(client, world["me"].email)
+    short = db.scalar(select(Ticket).where(Ticket.number == world["loose"]))
+    long = db.scalar(select(Ticket).where(Ticket.number == world["mine"]))
+    assert short is not None and long is not None
+    for i in range(60):
+        author = contact_actor(world["contact"]) if i % 2 else SYSTEM
+        do_add_message(
+            db,
+            author,
+            long,
+            NewMessage(body=f"第{i}条", channel=Channel.WEB, is_internal=not i % 2),
+        )
+    db.commit()
+    client.get(f"/agent/tickets/{short.number}")  # warm the session cache
+    with count_queries(connection) as few:
+        assert client.get(f"/agent/tickets/{short.number}").status_code == 200
+    with count_queries(connection) as many:
+        assert client.get(f"/agent/tickets/{long.number}").status_code == 200
+    assert len(many) == len(few) <= 14, many
+    with count_queries(connection) as inbox_small:
+        client.get("/agent/inbox/all?channel=email")
+    with count_queries(connection) as inbox_all:
+        client.get("/agent/inbox/all")
+    assert len(inbox_small) == len(inbox_all) <= 8, inbox_all
+
+
+# -- two-factor enrolment --------------------------------------------------------------
+
+
+def test_enrolling_an_authenticator_with_the_qr_code(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    me = world["me"]
+    headers = console_login(client, me.email)
+    page = client.get("/agent/account")
+    assert page.status_code == 200 and "<svg" in page.text and "两步验证未开启" in page.text
+    secret = re.search(r'name="secret" value="([A-Z2-7]+)"', page.text)
+    signature = re.search(r'name="signature" value="([0-9a-f]+)"', page.text)
+    assert secret is not None and signature is not None
+    form = {"secret": secret.group(1), "signature": signature.group(1)}
+    totp = pyotp.TOTP(secret.group(1))
+    bad_code = next(
+        c for c in ("000000", "111111", "222222", "333333") if not totp.verify(c, valid_window=1)
+    )
+    wrong = client.post("/agent/account/totp", data=form | {"code": bad_code}, headers=headers)
+    assert wrong.status_code == 422 and "动态验证码错误" in wrong.text
+    forged = form | {"secret": "JBSWY3DPEHPK3PXPJBSWY3DP", "code": "123456"}
+    assert client.post("/agent/account/totp", data=forged, headers=headers).status_code == 422
+    db.refresh(me)
+    assert me.totp_secret is None  # nothing changed until a code matched
+    code = totp.now()
+    ok = client.post(
+        "/agent/account/totp", data=form | {"code": code}, headers=headers, follow_redirects=False
+    )
+    assert ok.status_code == 303
+    db.refresh(me)
+    assert me.totp_secret == secret.group(1)
+    client.post("/agent/logout", headers=headers)
+    again = client.post("/agent/login", data={"email": me.email, "password": PASSWORD})
+    assert again.status_code == 401 and 'aria-invalid="true"' in again.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("GET", "/agent/tickets/" + "9" * 5000, None),
+        ("GET", "/agent/tickets/%00%ff", None),
+        ("GET", "/agent/tickets/K00000000/macro?macro=99999999999999999999", None),
+        ("GET", "/agent/tickets/K00000000/macro?macro=-1", None),
+        ("POST", "/agent/tickets/K00000000/messages", {"body": "\x00" * 10}),
+        ("POST", "/agent/tickets/K00000000/fields", {"priority": "😀"}),
+        ("POST", "/agent/tickets/bulk", {"numbers": ["x" * 300], "action": "assign:me"}),
+        ("POST", "/agent/tickets/bulk", {"numbers": ["K1"], "action": "assign:99999999999"}),
+        ("POST", "/agent/admin/macros/99999999999999999999/delete", {}),
+        ("POST", "/agent/account/totp", {"secret": "x", "signature": "y", "code": "z"}),
+        ("GET", "/agent/inbox/all?sort=%27;drop", None),
+    ],
+)
+def test_hostile_console_input_gets_a_clear_4xx(
+    client: TestClient, world: dict[str, Any], method: str, path: str, data: Any
+) -> None:
+    headers = console_login(client, world["me"].email)
+    r = client.request(method, path, data=data, headers=headers)
+    assert 400 <= r.status_code < 500 or (r.status_code == 200 and "sort" in path), r.text
+    assert "Traceback" not in r.text
