@@ -510,3 +510,54 @@ def test_hostile_console_input_gets_a_clear_4xx(
     r = client.request(method, path, data=data, headers=headers)
     assert 400 <= r.status_code < 500 or (r.status_code == 200 and "sort" in path), r.text
     assert "Traceback" not in r.text
+
+
+# -- official channels (防骗验证 registry) ---------------------------------------------
+
+
+def test_admins_keep_the_official_channel_registry_and_see_the_fakes(
+    client: TestClient, db: Session
+) -> None:
+    admin = make_agent(db, role=Role.ADMIN, password=PASSWORD)
+    secret = pyotp.parse_uri(do_enroll_totp(db, SYSTEM, admin)).secret
+    agent = make_agent(db, password=PASSWORD)
+    db.commit()
+    headers = console_login(client, admin.email, pyotp.TOTP(secret).now())
+    added = client.post(
+        "/agent/admin/channels",
+        data={"kind": "domain", "value": "https://KX-Exchange.example/", "label": "官网"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert added.status_code == 303
+    page = client.get("/agent/admin/channels")
+    assert "kx-exchange.example" in page.text and "官网" in page.text
+    dup = client.post(
+        "/agent/admin/channels",
+        data={"kind": "domain", "value": "kx-exchange.example"},
+        headers=headers,
+    )
+    assert dup.status_code == 409 and 'role="alert"' in dup.text
+    bad = client.post(
+        "/agent/admin/channels", data={"kind": "phone", "value": "not a phone"}, headers=headers
+    )
+    assert bad.status_code == 422
+    # The public check now knows the domain, and a look-alike shows up as a fake.
+    assert (
+        client.get("/api/v1/verify", params={"q": "kx-exchange.example"}).json()["verdict"]
+        == "official"
+    )
+    fake = client.get("/api/v1/verify", params={"q": "kx-exchange-support.example"}).json()
+    assert fake["verdict"] == "impersonation"
+    fakes = client.get("/agent/admin/channels").text.split('id="fakes"')[1]
+    assert "kx-exchange-support.example" in fakes
+    channel_id = re.search(r"/agent/admin/channels/(\d+)/delete", page.text)
+    assert channel_id is not None
+
+    client.post("/agent/logout", headers=headers)
+    agent_headers = console_login(client, agent.email)
+    assert "kx-exchange.example" in client.get("/agent/admin/channels").text  # agents may look
+    refused = client.post(
+        f"/agent/admin/channels/{channel_id.group(1)}/delete", headers=agent_headers
+    )
+    assert refused.status_code == 403

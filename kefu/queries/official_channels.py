@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kefu.domain.verify import OfficialEntry
+from kefu.domain.verify import OfficialEntry, Verdict
 from kefu.models import OfficialChannel, VerifyLookup
 
 
@@ -29,3 +31,19 @@ def verify_lookup_counts(session: Session) -> dict[str, int]:
         select(VerifyLookup.verdict, func.count()).group_by(VerifyLookup.verdict)
     ).all()
     return {verdict.value: count for verdict, count in rows}
+
+
+def top_impersonations(
+    session: Session, *, since: datetime, limit: int = 20
+) -> list[tuple[str, str | None, int]]:
+    """What customers most often checked that turned out to imitate us, since ``since``:
+    (what they pasted, the official entry it imitates, how many times). These are the
+    fakes in circulation; the console shows them so admins can report and warn."""
+    rows = session.execute(
+        select(VerifyLookup.query, VerifyLookup.matched, func.count().label("n"))
+        .where(VerifyLookup.verdict == Verdict.IMPERSONATION, VerifyLookup.created_at >= since)
+        .group_by(VerifyLookup.query, VerifyLookup.matched)
+        .order_by(func.count().desc(), VerifyLookup.query)
+        .limit(limit)
+    ).all()
+    return [(query, matched, int(n)) for query, matched, n in rows]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Annotated
 
 import pyotp
@@ -17,11 +18,19 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kefu.actions.agents import do_confirm_totp
 from kefu.actions.macros import check_new_macro_slug, do_delete_macro, do_save_macro
-from kefu.domain.access import can_manage_macros
+from kefu.actions.official_channels import do_add_official_channel, do_remove_official_channel
+from kefu.domain.access import can_administer, can_manage_macros
+from kefu.domain.clock import utcnow
 from kefu.domain.errors import KefuError, PermissionDenied, ValidationFailed
 from kefu.domain.macros import VARIABLES
+from kefu.domain.verify import ChannelKind
 from kefu.models import Agent
 from kefu.queries.macros import list_macros
+from kefu.queries.official_channels import (
+    list_official_channels,
+    top_impersonations,
+    verify_lookup_counts,
+)
 from kefu.queries.people import list_agents, list_teams
 from kefu.web.deps import AppState, ConsoleDep, Principal, StateDep
 from kefu.web.pages import render
@@ -175,3 +184,65 @@ def enrol_totp(
         return _account_page(request, principal, state, error=exc.message)
     state.principals.clear()
     return RedirectResponse("/agent/account?enrolled=1", status_code=303)
+
+
+@router.get("/channels", response_class=HTMLResponse)
+def channels_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
+    """The official-channel registry behind 防骗验证, and the fakes customers checked."""
+    return _channels(request, principal, state)
+
+
+def _channels(
+    request: Request,
+    principal: Principal,
+    state: AppState,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    with state.read_sessions() as session:
+        return render(
+            request,
+            "pages/console/channels.html",
+            status_code=status_code,
+            **console_context(principal),
+            channels=list_official_channels(session),
+            kinds=list(ChannelKind),
+            counts=verify_lookup_counts(session),
+            fakes=top_impersonations(session, since=utcnow() - timedelta(days=30)),
+            can_manage=can_administer(principal.actor),
+            error=error,
+            form=form or {},
+        )
+
+
+@router.post("/channels", response_class=HTMLResponse)
+def add_channel(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    kind: Annotated[ChannelKind, Form()],
+    value: Annotated[str, Form(max_length=320)],
+    label: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        with state.transaction() as session:
+            do_add_official_channel(session, principal.actor, kind=kind, value=value, label=label)
+    except PermissionDenied:
+        raise
+    except KefuError as exc:
+        form = {"kind": kind.value, "value": value, "label": label}
+        return _channels(
+            request, principal, state, error=exc.message, form=form, status_code=exc.status
+        )
+    return RedirectResponse("/agent/admin/channels", status_code=303)
+
+
+@router.post("/channels/{channel_id}/delete")
+def remove_channel(
+    channel_id: Annotated[int, Path(ge=1, lt=2**31)], principal: ConsoleDep, state: StateDep
+) -> Response:
+    with state.transaction() as session:
+        do_remove_official_channel(session, principal.actor, channel_id)
+    return RedirectResponse("/agent/admin/channels", status_code=303)
