@@ -55,7 +55,11 @@ def generate(count: int, raw_gbk: int) -> list[bytes]:
         check=True,
         capture_output=True,
     )
-    return [p.read_bytes() for p in sorted(out.glob("*.eml"))]
+    # On the wire SMTP lines end in CRLF (RFC 5321 2.3.8); the generator writes files with
+    # bare LF, and smtplib sends bytes as they are. Without this, the listener sees one
+    # endless line and answers "500 line too long", as a strict MTA should (SMTP
+    # smuggling hides in bare line feeds).
+    return [re.sub(rb"\r?\n", b"\r\n", p.read_bytes()) for p in sorted(out.glob("*.eml"))]
 
 
 def send_all(port: int, mails: list[bytes]) -> tuple[float, int, list[float], dict[int, int]]:

@@ -24,17 +24,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from kefu.channels.email.inbound import Ingestor
 from kefu.channels.email.outbound import make_email_handlers
 from kefu.channels.email.smtp import KefuSMTPHandler, start_smtp_server
-from kefu.domain.access import Role
+from kefu.domain.access import Actor, ActorKind, Role
 from kefu.domain.workdays import add_working_days, reply_due
 from kefu.infra.db import make_engine, make_sessionmaker
 from kefu.infra.files import MemoryFileStore
 from kefu.models import Contact, Job, Message, Ticket
 from kefu.models.outbox import JobStatus
+from kefu.queries.messages import list_messages
 from kefu.settings import Settings
 from kefu.workers.outbox import OutboxWorker
 from tests.factories import auth, make_agent, make_token
 
 DOMAIN = "kx-exchange.example"
+
+
+def contact_actor_of(db: Session, ticket: Ticket) -> Actor:
+    assert ticket.contact_id is not None
+    return Actor(kind=ActorKind.CONTACT, id=ticket.contact_id)
 
 
 def free_port() -> int:
@@ -142,6 +148,30 @@ def test_chinese_mail_becomes_a_ticket_and_replies_thread(listener: int, db: Ses
     assert bodies[2] == "截图稍后发送"
     assert len(bodies) == 3
     assert len(db.scalars(select(Ticket)).all()) == 1
+
+
+def test_a_reply_from_someone_else_is_kept_for_agents_only(listener: int, db: Session) -> None:
+    """Anyone can quote a ticket's number or Message-ID: their mail is stored (never
+    bounced) and flagged, but the ticket's contact does not see it on their ticket."""
+    send(listener, chinese_mail("充值未到账", "我的USDT还没到", Message_ID="<orig@example.com>"))
+    ticket = db.scalar(select(Ticket))
+    assert ticket is not None
+    send(
+        listener,
+        chinese_mail(
+            f"Re: [#{ticket.number}] 充值未到账",
+            "我是她同事，补充一下交易哈希",
+            sender="colleague@example.org",
+            In_Reply_To="<orig@example.com>",
+        ),
+    )
+    assert len(db.scalars(select(Ticket)).all()) == 1  # threaded, not a new ticket
+    third = db.scalar(select(Message).where(Message.body.contains("同事")))
+    assert third is not None and third.ticket_id == ticket.id
+    assert third.is_internal is True
+    assert "sender_not_ticket_contact" in third.meta["flags"]
+    owner = contact_actor_of(db, ticket)
+    assert "同事" not in [m.body for m in list_messages(db, owner, ticket)]
 
 
 def test_loops_noise_and_spoofing(listener: int, db: Session) -> None:

@@ -10,7 +10,7 @@ A mail from someone who is not the ticket's contact is kept but flagged.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -184,6 +184,12 @@ def do_receive_email(
         # No auto-reply to auto-replies, lists and bounces: that is how mail loops start.
         if not mail.is_auto_submitted and contact.email_bounced_at is None:
             do_enqueue_job(session, EMAIL_ACK_JOB, {"ticket_id": ticket.id})
+    elif ticket.contact_id != contact.id:
+        # Someone else replied on the thread (a colleague, a CC, or a stranger who
+        # copied the ticket number): kept and flagged for agents, hidden from the
+        # ticket's contact. Refusing it would bounce a real customer's mail.
+        third = replace(new_message, is_internal=True)
+        message = do_add_message(session, author, ticket, third, third_party=True)
     else:
         message = do_add_message(session, author, ticket, new_message)
     return Received(ticket, message, created_ticket=created)

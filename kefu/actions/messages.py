@@ -114,16 +114,29 @@ def find_message_by_client_id(
 
 
 def do_add_message(
-    session: Session, actor: Actor, ticket: Ticket, new: NewMessage, *, opening: bool = False
+    session: Session,
+    actor: Actor,
+    ticket: Ticket,
+    new: NewMessage,
+    *,
+    opening: bool = False,
+    third_party: bool = False,
 ) -> Message:
     """Add a message; a resend with the same ``client_msg_id`` returns the stored one.
 
     ``opening`` marks the message a ticket is created with: it describes the problem,
     so it neither changes the status nor counts as the first response.
+
+    ``third_party``: a channel brings a message from a contact who is not the ticket's
+    (an email reply from someone else quoting the ticket). It is kept, but only as an
+    internal message: agents see it, the ticket's contact never does, because anyone
+    can write a ticket number into a subject.
     """
-    if new.is_internal and not access.can_write_internal_note(actor):
+    if third_party and not (actor.is_contact and new.is_internal):
+        raise PermissionDenied("a third party's message is kept for agents only")
+    if new.is_internal and not access.can_write_internal_note(actor) and not third_party:
         raise PermissionDenied("contacts cannot write internal notes")
-    if actor.is_contact and ticket.contact_id != actor.id:
+    if actor.is_contact and ticket.contact_id != actor.id and not third_party:
         raise PermissionDenied("not your ticket")
     if ticket.status is TicketStatus.CLOSED or ticket.merged_into_id is not None:
         raise InvalidTransition("ticket is closed")
