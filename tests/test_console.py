@@ -561,3 +561,32 @@ def test_admins_keep_the_official_channel_registry_and_see_the_fakes(
         f"/agent/admin/channels/{channel_id.group(1)}/delete", headers=agent_headers
     )
     assert refused.status_code == 403
+
+
+def test_saved_filters_are_the_agents_own(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    r = client.post(
+        "/agent/views",
+        data={"name": " 邮件 工单 ", "view": "all", "query": "channel=email&evil=1&tag=vip"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/agent/inbox/all?channel=email&tag=vip"
+    page = client.get("/agent/inbox/mine").text
+    assert "邮件 工单" in page and "/agent/inbox/all?channel=email&amp;tag=vip" in page
+    for bad in (
+        {"name": "x", "view": "nope", "query": ""},
+        {"name": "x", "view": "all", "query": "status=exploded"},
+        {"name": "", "view": "all", "query": ""},
+    ):
+        assert client.post("/agent/views", data=bad, headers=headers).status_code == 422
+    view_id = re.search(r"/agent/views/(\d+)/delete", page)
+    assert view_id is not None
+    # Another agent cannot delete it (and cannot tell it exists).
+    client.post("/agent/logout", headers=headers)
+    other = console_login(client, world["other"].email)
+    assert "邮件 工单" not in client.get("/agent/inbox/mine").text
+    assert client.post(f"/agent/views/{view_id.group(1)}/delete", headers=other).status_code == 404

@@ -13,6 +13,7 @@ from kefu.models.messages import Message
 from kefu.models.official_channels import OfficialChannel, VerifyLookup
 from kefu.models.outbox import Job
 from kefu.models.ratings import Rating
+from kefu.models.saved_views import SavedView
 from kefu.models.tickets import Ticket, TicketTag
 from kefu.models.webhooks import Webhook
 
@@ -36,6 +37,7 @@ __all__ = [
     "Message",
     "OfficialChannel",
     "Rating",
+    "SavedView",
     "Team",
     "Ticket",
     "TicketTag",

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from kefu import events
 from kefu.domain.access import Actor
 from kefu.domain.tickets import Priority, TicketStatus
-from kefu.models import Agent, Contact, Event, Message, Team, Ticket
+from kefu.models import Agent, Contact, Event, Message, SavedView, Team, Ticket
 from kefu.queries.tickets import TicketFilter, filter_clauses, list_tickets, ticket_visibility
 
 UNSOLVED = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.ON_HOLD)
@@ -197,3 +197,10 @@ def other_tickets(session: Session, actor: Actor, ticket: Ticket, limit: int = 1
     if visible is not None:
         stmt = stmt.where(visible)
     return list(session.scalars(stmt.order_by(Ticket.created_at.desc()).limit(limit)).all())
+
+
+def list_saved_views(session: Session, actor: Actor) -> list[SavedView]:
+    if actor.id is None:
+        return []
+    stmt = select(SavedView).where(SavedView.agent_id == actor.id).order_by(SavedView.name)
+    return list(session.scalars(stmt).all())

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kefu.actions.auth import do_logout
+from kefu.actions.saved_views import do_delete_view, do_save_view
 from kefu.actions.tickets import do_assign, do_change_status, do_merge_tickets, do_tag
 from kefu.domain.errors import NotAuthenticated, RateLimited, ValidationFailed
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
@@ -25,6 +26,7 @@ from kefu.queries.console import (
     agent_names,
     combine,
     inbox_page,
+    list_saved_views,
     view_counts,
     view_filter,
 )
@@ -206,6 +208,7 @@ def inbox(
             "counts": view_counts(session, actor) if not cursor else None,
             "agents": [a for a in agents if a.is_active],
             "teams": teams,
+            "saved": list_saved_views(session, actor),
         }
 
     data = _read(state, read)
@@ -289,6 +292,30 @@ def _int(value: str) -> int:
     if not 0 < number < 2**31:
         raise ValidationFailed("not a number")
     return number
+
+
+@router.post("/views")
+def save_view(
+    principal: ConsoleDep,
+    state: StateDep,
+    name: Annotated[str, Form(max_length=80)],
+    view: Annotated[str, Form(max_length=16)],
+    query: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Save the inbox as it is filtered now under a name of the agent's choosing."""
+    with state.transaction() as session:
+        saved = do_save_view(session, principal.actor, name=name, view=view, query=query)
+        target = f"/agent/inbox/{saved.view}" + (f"?{saved.query}" if saved.query else "")
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/views/{view_id}/delete")
+def delete_view(
+    view_id: Annotated[int, Path(ge=1, lt=2**31)], principal: ConsoleDep, state: StateDep
+) -> Response:
+    with state.transaction() as session:
+        do_delete_view(session, principal.actor, view_id)
+    return RedirectResponse("/agent/inbox/mine", status_code=303)
 
 
 # -- chat workspace ------------------------------------------------------------------
