@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from kefu.actions.agents import do_enroll_totp, do_update_agent
 from kefu.actions.macros import do_save_macro
 from kefu.actions.messages import NewMessage, do_add_message
+from kefu.actions.tickets import do_tag
 from kefu.domain.access import SYSTEM, Role
 from kefu.domain.errors import ValidationFailed
 from kefu.domain.macros import render_macro, unknown_variables
@@ -590,3 +591,43 @@ def test_saved_filters_are_the_agents_own(
     other = console_login(client, world["other"].email)
     assert "邮件 工单" not in client.get("/agent/inbox/mine").text
     assert client.post(f"/agent/views/{view_id.group(1)}/delete", headers=other).status_code == 404
+
+
+def test_api_tokens_from_the_account_page(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    made = client.post(
+        "/agent/account/tokens", data={"name": "报表脚本", "scopes": ["read"]}, headers=headers
+    )
+    assert made.status_code == 200 and made.headers["Cache-Control"] == "no-store"
+    raw = re.search(r'id="new-token">([^<]+)<', made.text)
+    assert raw is not None
+    bearer = {"Authorization": f"Bearer {raw.group(1)}"}
+    assert client.get("/api/v1/tickets", headers=bearer).status_code == 200
+    # Shown once: the page afterwards has only the prefix.
+    assert raw.group(1) not in client.get("/agent/account").text
+    assert (
+        client.post(
+            "/agent/account/tokens", data={"name": "x", "scopes": ["admin"]}, headers=headers
+        ).status_code
+        == 422
+    )  # an agent cannot mint admin tokens
+    token_id = re.search(r"/agent/account/tokens/(\d+)/revoke", made.text)
+    assert token_id is not None
+    client.post(f"/agent/account/tokens/{token_id.group(1)}/revoke", headers=headers)
+    assert client.get("/api/v1/tickets", headers=bearer).status_code == 401
+
+
+def test_the_desk_overview(client: TestClient, world: dict[str, Any], db: Session) -> None:
+    for number in (world["mine"], world["loose"]):
+        ticket = db.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        do_tag(db, SYSTEM, ticket, add=["提币延迟"])
+    db.commit()
+    console_login(client, world["me"].email)
+    page = client.get("/agent/admin/agents")
+    assert page.status_code == 200
+    assert world["me"].name in page.text and world["general"].name in page.text
+    tags = page.text.split("使用中的标签")[1]
+    assert re.search(r'提币延迟 <span class="meta-inline">2</span>', tags)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from kefu import events
 from kefu.domain.access import Actor
 from kefu.domain.tickets import Priority, TicketStatus
-from kefu.models import Agent, Contact, Event, Message, SavedView, Team, Ticket
+from kefu.models import Agent, Contact, Event, Inbox, Message, SavedView, Team, Ticket, TicketTag
 from kefu.queries.tickets import TicketFilter, filter_clauses, list_tickets, ticket_visibility
 
 UNSOLVED = (TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.ON_HOLD)
@@ -204,3 +204,29 @@ def list_saved_views(session: Session, actor: Actor) -> list[SavedView]:
         return []
     stmt = select(SavedView).where(SavedView.agent_id == actor.id).order_by(SavedView.name)
     return list(session.scalars(stmt).all())
+
+
+def open_counts_by_team(session: Session) -> dict[int | None, int]:
+    """Unsolved tickets per team (None: the general queue), for the admin overview."""
+    rows = session.execute(
+        select(Ticket.team_id, func.count())
+        .where(Ticket.status.in_([s.value for s in UNSOLVED]))
+        .group_by(Ticket.team_id)
+    ).all()
+    return {team_id: int(n) for team_id, n in rows}
+
+
+def list_inboxes(session: Session) -> list[Inbox]:
+    return list(session.scalars(select(Inbox).order_by(Inbox.channel, Inbox.name)).all())
+
+
+def tag_counts(session: Session, limit: int = 100) -> list[tuple[str, int]]:
+    """Tags in use, most used first."""
+    n = func.count().label("n")
+    rows = session.execute(
+        select(TicketTag.tag, n)
+        .group_by(TicketTag.tag)
+        .order_by(n.desc(), TicketTag.tag)
+        .limit(limit)
+    ).all()
+    return [(tag, int(count)) for tag, count in rows]

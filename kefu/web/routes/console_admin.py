@@ -17,6 +17,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kefu.actions.agents import do_confirm_totp
+from kefu.actions.auth import do_create_api_token, do_revoke_api_token
 from kefu.actions.macros import check_new_macro_slug, do_delete_macro, do_save_macro
 from kefu.actions.official_channels import do_add_official_channel, do_remove_official_channel
 from kefu.domain.access import can_administer, can_manage_macros
@@ -25,13 +26,14 @@ from kefu.domain.errors import KefuError, PermissionDenied, ValidationFailed
 from kefu.domain.macros import VARIABLES
 from kefu.domain.verify import ChannelKind
 from kefu.models import Agent
+from kefu.queries.console import list_inboxes, open_counts_by_team, tag_counts
 from kefu.queries.macros import list_macros
 from kefu.queries.official_channels import (
     list_official_channels,
     top_impersonations,
     verify_lookup_counts,
 )
-from kefu.queries.people import list_agents, list_teams
+from kefu.queries.people import list_agents, list_api_tokens, list_teams
 from kefu.web.deps import AppState, ConsoleDep, Principal, StateDep
 from kefu.web.pages import render
 from kefu.web.routes.console import console_context
@@ -113,6 +115,7 @@ def delete_macro(
 
 @router.get("/agents", response_class=HTMLResponse)
 def agents_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
+    """The desk at a glance: agents, teams with their open tickets, inboxes, tags."""
     with state.read_sessions() as session:
         return render(
             request,
@@ -120,6 +123,9 @@ def agents_page(request: Request, principal: ConsoleDep, state: StateDep) -> Res
             **console_context(principal),
             agents=list_agents(session),
             teams=list_teams(session),
+            open_by_team=open_counts_by_team(session),
+            inboxes=list_inboxes(session),
+            tags=tag_counts(session),
         )
 
 
@@ -132,7 +138,12 @@ def _sign_enrolment(secret_key: str, agent_id: int, totp_secret: str) -> str:
 
 
 def _account_page(
-    request: Request, principal: Principal, state: AppState, *, error: str | None = None
+    request: Request,
+    principal: Principal,
+    state: AppState,
+    *,
+    error: str | None = None,
+    new_token: str | None = None,
 ) -> Response:
     agent = principal.agent
     assert agent is not None  # noqa: S101  # ConsoleDep guarantees an agent
@@ -140,6 +151,8 @@ def _account_page(
     candidate = pyotp.random_base32()
     uri = pyotp.TOTP(candidate).provisioning_uri(name=agent.email, issuer_name="kefu")
     qr = segno.make(uri, error="m").svg_inline(scale=4, dark="#1d2330")
+    with state.read_sessions() as session:
+        tokens = list_api_tokens(session, agent.id)
     return render(
         request,
         "pages/console/account.html",
@@ -151,6 +164,9 @@ def _account_page(
         uri=uri,
         qr=Markup(qr),  # noqa: S704  # segno's SVG of our own URI, no user input
         error=error,
+        tokens=tokens,
+        new_token=new_token,
+        now=utcnow(),
     )
 
 
@@ -246,3 +262,36 @@ def remove_channel(
     with state.transaction() as session:
         do_remove_official_channel(session, principal.actor, channel_id)
     return RedirectResponse("/agent/admin/channels", status_code=303)
+
+
+@account_router.post("/tokens", response_class=HTMLResponse)
+def create_token(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    name: Annotated[str, Form(max_length=200)],
+    scopes: Annotated[list[str], Form(max_length=3)] = [],  # noqa: B006  # FastAPI copies defaults
+) -> Response:
+    """A new API token for the agent's scripts; shown once, stored only as a hash."""
+    agent = principal.agent
+    assert agent is not None  # noqa: S101  # ConsoleDep guarantees an agent
+    with state.transaction() as session:
+        me = session.get(Agent, agent.id)
+        if me is None:
+            raise PermissionDenied("unknown agent")
+        created = do_create_api_token(
+            session, principal.actor, me, name=name, scopes=scopes or ["read"]
+        )
+    response = _account_page(request, principal, state, new_token=created.raw)
+    response.headers["Cache-Control"] = "no-store"  # the raw token is on this page only
+    return response
+
+
+@account_router.post("/tokens/{token_id}/revoke")
+def revoke_token(
+    token_id: Annotated[int, Path(ge=1, lt=2**31)], principal: ConsoleDep, state: StateDep
+) -> Response:
+    with state.transaction() as session:
+        do_revoke_api_token(session, principal.actor, token_id)
+    state.principals.clear()
+    return RedirectResponse("/agent/account", status_code=303)
