@@ -162,6 +162,27 @@ def dlp_section(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def console_section(r: dict[str, Any]) -> list[str]:
+    labels = {
+        "ticket_page_500_messages_first_view": "ticket page, 500 messages, first view",
+        "ticket_page_500_messages": "same, repeat view",
+        "timeline_fragment_500_messages": "live timeline refresh",
+        "inbox_50_rows_of_10000": "inbox, 50 rows of 10,000 tickets",
+    }
+    lines = [
+        f"**Agent console** (server time in-process, {r['rounds']} requests each; "
+        f"{when(r)} UTC, {machine(r)}; bar ≤ {r['bar_ms']} ms):",
+        "",
+        "| page | backend | p50 ms | p95 ms | max ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key, label in labels.items():
+        for backend, figures in r["backends"].items():
+            f = figures[key]
+            lines.append(f"| {label} | {backend} | {f['p50_ms']} | {f['p95_ms']} | {f['max_ms']} |")
+    return lines
+
+
 SECTIONS = [
     ("api", api_section),
     ("chat", chat_section),
@@ -169,6 +190,7 @@ SECTIONS = [
     ("email_ingest", email_ingest_section),
     ("email_parse", email_parse_section),
     ("dlp", dlp_section),
+    ("console", console_section),
 ]
 
 

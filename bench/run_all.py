@@ -13,7 +13,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # Order matters only for reading the output; each script is independent.
-SCRIPTS = ["api.py", "chat.py", "search.py", "email_ingest.py", "dlp.py", "email_parse.py"]
+SCRIPTS = [
+    "api.py",
+    "chat.py",
+    "search.py",
+    "email_ingest.py",
+    "dlp.py",
+    "email_parse.py",
+    "console.py",
+]
 
 
 def main() -> int:
