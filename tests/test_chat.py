@@ -34,7 +34,7 @@ from kefu.domain.tickets import Priority, TicketKind
 from kefu.models import Contact, Message, Rating, Team, Ticket
 from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server
 from tests.conftest import DB_BACKENDS, PUBSUB_BACKENDS, REDIS_URL
-from tests.factories import make_agent, make_team, make_token
+from tests.factories import PASSWORD, make_agent, make_team, make_token
 
 # -- the rules, pure ---------------------------------------------------------------------
 
@@ -601,3 +601,28 @@ def test_a_console_following_the_inbox_hears_of_changes_in_its_teams(
         assert [f["ticket"] for f in await guard.quiet() if f["type"] == "changed"] == []
 
     run(scenario())
+
+
+def test_the_console_cookie_only_works_from_the_consoles_own_pages(server: LiveServer) -> None:
+    """Cross-site websocket hijacking: a page elsewhere that opens the socket has the
+    agent's cookie sent along; it must get a visitor's socket, not the agent's."""
+    with server.sessions.begin() as db:
+        agent = make_agent(db, password=PASSWORD)
+        email = agent.email
+    login = httpx.post(
+        server.url + "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+    )
+    assert login.status_code == 200, login.text
+    cookie = f"kefu_session={login.cookies['kefu_session']}"
+
+    async def role(origin: str) -> str:
+        async with websockets.connect(
+            server.ws_url, additional_headers={"Cookie": cookie, "Origin": origin}
+        ) as ws:
+            await ws.send(json.dumps({"type": "hello"}))
+            welcome = json.loads(await ws.recv())
+            assert welcome["type"] == "welcome"
+            return str(welcome["role"])
+
+    assert run(role(server.url)) == "agent"
+    assert run(role("https://evil.example")) == "visitor"

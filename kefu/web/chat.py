@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
@@ -462,6 +463,10 @@ class Connection:
         if token is not None and not isinstance(token, str):
             raise ChatError("not_authenticated", "invalid token")
         cookie = self.ws.cookies.get(SESSION_COOKIE) if token is None else None
+        if cookie and not _same_origin(self.ws):
+            # Cross-site websocket hijacking: a page elsewhere opening this socket gets
+            # the agent's cookie sent along. Only the console's own pages may use it.
+            cookie = None
         if token or cookie:
             principal = await run_in_threadpool(principal_from_credentials, state, token, cookie)
             if principal.agent is not None and not principal.has_scope("write"):
@@ -928,6 +933,14 @@ def _ticket(frame: dict[str, Any]) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 20:
         raise ChatError("invalid_frame", "ticket is required")
     return value
+
+
+def _same_origin(ws: WebSocket) -> bool:
+    """The handshake came from a page of this site (or from no browser at all)."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == (ws.headers.get("host") or "").lower()
 
 
 def _public(message: dict[str, Any]) -> dict[str, Any]:
