@@ -39,6 +39,12 @@ from tests.factories import (
 CSRF = re.compile(r'"X-CSRF-Token": "([^"]+)"')
 
 
+def rows_of(html: str) -> str:
+    """The inbox's rows only (the tbody's own attributes echo the query)."""
+    body = html.split('id="inbox-rows"', 1)[1]
+    return body.split(">", 1)[1].split("</tbody>", 1)[0]
+
+
 def console_login(client: TestClient, email: str, totp: str = "") -> dict[str, str]:
     """Log in through the form; returns the headers an HTMX request sends."""
     r = client.post(
@@ -162,7 +168,7 @@ def test_views_and_counts(client: TestClient, world: dict[str, Any]) -> None:
     assert world["loose"] in unassigned and world["urgent"] in unassigned
     assert world["theirs"] not in client.get("/agent/inbox/all").text
     filtered = client.get("/agent/inbox/all?channel=email").text
-    assert world["email"] in filtered and world["mine"] not in filtered.split("<tbody")[1]
+    assert world["email"] in filtered and world["mine"] not in rows_of(filtered)
     # HTMX asks for the rows alone; the counts have their own fragment.
     rows = client.get("/agent/inbox/all", headers={"HX-Request": "true"}).text
     assert rows.lstrip().startswith("<tr") and "<html" not in rows
@@ -631,3 +637,19 @@ def test_the_desk_overview(client: TestClient, world: dict[str, Any], db: Sessio
     assert world["me"].name in page.text and world["general"].name in page.text
     tags = page.text.split("使用中的标签")[1]
     assert re.search(r'提币延迟 <span class="meta-inline">2</span>', tags)
+
+
+def test_the_search_box(client: TestClient, world: dict[str, Any], db: Session) -> None:
+    console_login(client, world["me"].email)
+    by_subject = rows_of(client.get("/agent/inbox/all", params={"q": "没人"}).text)
+    assert world["loose"] in by_subject and world["mine"] not in by_subject
+    by_email = client.get("/agent/inbox/all", params={"q": world["contact"].email.upper()})
+    rows = rows_of(by_email.text)
+    assert world["mine"] in rows and world["loose"] in rows and world["urgent"] not in rows
+    # A ticket number goes straight to the ticket; one the agent may not see finds nothing.
+    jump = client.get("/agent/inbox/all", params={"q": f"#{world['mine']}"}, follow_redirects=False)
+    assert jump.status_code == 303 and jump.headers["location"] == f"/agent/tickets/{world['mine']}"
+    hidden = client.get("/agent/inbox/all", params={"q": world["theirs"]})
+    assert hidden.status_code == 200 and world["theirs"] not in rows_of(hidden.text)
+    # LIKE wildcards are text, not patterns.
+    assert world["mine"] not in rows_of(client.get("/agent/inbox/all", params={"q": "%"}).text)

@@ -41,6 +41,8 @@ def normalize_view_query(query: str) -> str:
             kept[key] = value
         elif key == "tag":
             kept[key] = value[:64]
+        elif key == "q":
+            kept[key] = value[:200]
     return urlencode(kept)
 
 

@@ -24,7 +24,7 @@ from kefu.domain.tickets import (
     TicketStatus,
     normalize_ticket_number,
 )
-from kefu.models import Ticket, TicketTag
+from kefu.models import Contact, Ticket, TicketTag
 
 MAX_PAGE = 100
 
@@ -91,6 +91,9 @@ class TicketFilter:
     contact_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    # The console's search box: a ticket number, a contact's email, name or exchange
+    # UID, a TxID or order id, or words of the subject.
+    text: str | None = None
 
 
 SORTS = ("-created_at", "created_at", "-updated_at", "updated_at", "priority")
@@ -194,7 +197,27 @@ def filter_clauses(f: TicketFilter) -> list[ColumnElement[bool]]:
         clauses.append(Ticket.created_at >= f.created_after)
     if f.created_before is not None:
         clauses.append(Ticket.created_at < f.created_before)
+    if f.text:
+        clauses.append(_text_clause(f.text))
     return clauses
+
+
+def _text_clause(text: str) -> ColumnElement[bool]:
+    q = " ".join(text.split())[:200]
+    people = select(Contact.id).where(
+        or_(Contact.email == q.lower(), Contact.name == q, Contact.exchange_uid == q)
+    )
+    matches: list[ColumnElement[bool]] = [
+        Ticket.subject.contains(q, autoescape=True),
+        Ticket.contact_id.in_(people),
+        Ticket.exchange_uid == q,
+        Ticket.txid == q,
+        Ticket.order_id == q,
+    ]
+    number = normalize_ticket_number(q)
+    if number is not None:
+        matches.append(Ticket.number == number)
+    return or_(*matches)
 
 
 def list_tickets(

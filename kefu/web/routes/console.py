@@ -19,7 +19,13 @@ from kefu.actions.auth import do_logout
 from kefu.actions.saved_views import do_delete_view, do_save_view
 from kefu.actions.tickets import do_assign, do_change_status, do_merge_tickets, do_tag
 from kefu.domain.errors import NotAuthenticated, RateLimited, ValidationFailed
-from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
+from kefu.domain.tickets import (
+    Channel,
+    Priority,
+    TicketKind,
+    TicketStatus,
+    normalize_ticket_number,
+)
 from kefu.queries.chat import live_chats, waiting_chats
 from kefu.queries.console import (
     InboxView,
@@ -127,6 +133,7 @@ class PickedFilters:
     channel: str = ""
     kind: str = ""
     tag: str = ""
+    q: str = ""
     sort: str = "-updated_at"
 
     def as_filter(self) -> TicketFilter:
@@ -137,6 +144,7 @@ class PickedFilters:
                 channel=(Channel(self.channel),) if self.channel else (),
                 kind=(TicketKind(self.kind),) if self.kind else (),
                 tag=self.tag.strip() or None,
+                text=self.q.strip() or None,
             )
         except ValueError:
             raise ValidationFailed("unknown filter value") from None
@@ -145,7 +153,7 @@ class PickedFilters:
     def query(self) -> str:
         from urllib.parse import urlencode
 
-        pairs = {k: getattr(self, k) for k in ("status", "priority", "channel", "kind", "tag")}
+        pairs = {k: getattr(self, k) for k in ("q", "status", "priority", "channel", "kind", "tag")}
         if self.sort != "-updated_at":
             pairs["sort"] = self.sort
         return urlencode({k: v for k, v in pairs.items() if v})
@@ -158,8 +166,10 @@ def _picked(
     kind: str = "",
     tag: str = "",
     sort: str = "-updated_at",
+    q: str = "",
 ) -> PickedFilters:
     return PickedFilters(
+        q=q[:200],
         status=status[:16],
         priority=priority[:16],
         channel=channel[:16],
@@ -187,9 +197,10 @@ def inbox(
     tag: Annotated[str, Query(max_length=64)] = "",
     sort: Annotated[str, Query(max_length=16)] = "-updated_at",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    q: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     actor = principal.actor
-    picked = _picked(status, priority, channel, kind, tag, sort)
+    picked = _picked(status, priority, channel, kind, tag, sort, q)
     filters = combine(view_filter(view, actor), picked.as_filter())
 
     def read(session: Session) -> dict[str, Any]:
@@ -212,6 +223,11 @@ def inbox(
         }
 
     data = _read(state, read)
+    rows = data["page"].rows
+    number = normalize_ticket_number(picked.q) if picked.q else None
+    if number and len(rows) == 1 and rows[0].ticket.number == number and not is_htmx(request):
+        # A ticket number typed into the search box: straight to the ticket.
+        return RedirectResponse(f"/agent/tickets/{number}", status_code=303)
     context = console_context(principal) | data | {"view": view, "picked": picked}
     if is_htmx(request):
         return render(request, "partials/console/inbox_rows.html", **context)

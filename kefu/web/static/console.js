@@ -257,10 +257,20 @@
       case "n": if (composer) { ev.preventDefault(); setMode("note"); } break;
       case "a": { const s = document.getElementById("field-assignee"); if (s) { ev.preventDefault(); s.focus(); } break; }
       case "e": { const b = document.getElementById("solve"); if (b) { ev.preventDefault(); b.click(); } break; }
-      case "/": { const f = document.getElementById("filter-tag") || document.querySelector("input[type=search]"); if (f) { ev.preventDefault(); f.focus(); } break; }
+      case "/": {
+        ev.preventDefault();
+        const f = document.getElementById("filter-q");
+        if (f) f.focus(); else location.href = "/agent/inbox/all#search";
+        break;
+      }
       case "?": if (help) { ev.preventDefault(); help.showModal(); } break;
     }
   });
+
+  if (location.hash === "#search") {
+    const f = document.getElementById("filter-q");
+    if (f) f.focus();
+  }
 
   connect();
 })();
