@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     mta_authserv_id: str | None = None
     smtp_relay_host: str | None = None
     smtp_relay_port: int = 25
+    # DKIM signing of outgoing mail (RFC 6376): the selector published in DNS as
+    # <selector>._domainkey.<mail_domain>, and the PEM private key (RSA or Ed25519).
+    dkim_selector: str | None = None
+    dkim_private_key_file: Path | None = None
     max_inbound_email_bytes: int = 35 * 1024 * 1024
 
     # Identity tokens signed by the exchange's backend for contacts (HS256 or ES256).
