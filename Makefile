@@ -9,8 +9,9 @@ PORT ?= 8000
 .PHONY: run test check lint format bench install install-dev system-deps clean
 
 # Debian packages the suite needs: headless Chromium for the page tests, CJK and
-# emoji fonts so screenshots show Chinese, wrk for `make bench`. Installed once.
-APT_PACKAGES := chromium chromium-driver fonts-wqy-microhei fonts-noto-color-emoji wrk
+# emoji fonts so screenshots show Chinese, wrk for `make bench`, Dovecot for the IMAP
+# polling tests (started by the tests on a free port, never as a service). Installed once.
+APT_PACKAGES := chromium chromium-driver fonts-wqy-microhei fonts-noto-color-emoji wrk dovecot-imapd
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

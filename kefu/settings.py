@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_private_key_file: Path | None = None
     max_inbound_email_bytes: int = 35 * 1024 * 1024
+    # IMAP polling of a mailbox at a provider (workers.imap), when imap_host is set.
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_ssl: bool = True
+    imap_user: str = ""
+    imap_password: SecretStr = SecretStr("")
+    imap_folder: str = "INBOX"
+    imap_address: str | None = None  # the mailbox's address, to find its Inbox and team
+    imap_poll_seconds: float = 30.0
 
     # Identity tokens signed by the exchange's backend for contacts (HS256 or ES256).
     contact_jwt_algorithm: Literal["HS256", "ES256"] = "HS256"

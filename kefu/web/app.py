@@ -51,6 +51,7 @@ from kefu.web.routes import (
     tickets,
     verify,
 )
+from kefu.workers.imap import ImapFetcher, imap_config
 from kefu.workers.outbox import OutboxWorker
 from kefu.workers.webhooks import make_webhook_handler
 
@@ -102,14 +103,14 @@ def create_app(
         worker: OutboxWorker | None = None
         worker_task: asyncio.Task[None] | None = None
         smtp_server: asyncio.Server | None = None
+        ingestor = Ingestor(
+            sessions,
+            state.files,
+            settings.max_upload_bytes,
+            (settings.mail_domain,),
+            settings.mta_authserv_id,
+        )
         if settings.run_smtp:
-            ingestor = Ingestor(
-                sessions,
-                state.files,
-                settings.max_upload_bytes,
-                (settings.mail_domain,),
-                settings.mta_authserv_id,
-            )
             handler = KefuSMTPHandler(
                 ingestor, {settings.mail_domain}, read_sessions, limiter=state.limiter
             )
@@ -131,6 +132,13 @@ def create_app(
                 lease_seconds=settings.job_lease_seconds,
             )
             worker_task = asyncio.create_task(worker.run_forever())
+        imap: ImapFetcher | None = None
+        imap_task: asyncio.Task[None] | None = None
+        mailbox = imap_config(settings)
+        if settings.run_workers and mailbox is not None:
+            imap = ImapFetcher(mailbox, ingestor)
+            imap_task = asyncio.create_task(imap.run_forever())
+            log.info("imap polling", extra={"host": mailbox.host, "folder": mailbox.folder})
         if freeze_gc:
             # What start-up loaded (dictionaries, the routes, templates) lives as long as
             # the process: out of the collector's sight, a full collection no longer walks
@@ -146,6 +154,10 @@ def create_app(
             if smtp_server is not None:
                 smtp_server.close()
                 await smtp_server.wait_closed()
+            if imap is not None and imap_task is not None:
+                imap.stop()
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(imap_task, timeout=10)
             if worker is not None and worker_task is not None:
                 worker.stop()
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
