@@ -80,8 +80,11 @@ def _active_webhooks(session: Session) -> list[tuple[int, frozenset[str]]]:
 
 
 @sa_event.listens_for(Session, "after_transaction_end")
-def _forget_webhooks(session: Session, _transaction: Any) -> None:
-    session.info.pop(_HOOKS_KEY, None)
+def _forget_webhooks(session: Session, transaction: Any) -> None:
+    # Only when the outermost transaction ends: every flush opens and ends an inner
+    # one, and forgetting there read the webhooks again for each event recorded.
+    if transaction.parent is None:
+        session.info.pop(_HOOKS_KEY, None)
 
 
 def _enqueue_webhooks(
