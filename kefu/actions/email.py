@@ -20,7 +20,7 @@ from kefu.actions.contacts import ContactData, do_find_or_create_contact
 from kefu.actions.guard import screen_inbound
 from kefu.actions.messages import EMAIL_SEND_JOB, NewMessage, do_add_message
 from kefu.actions.outbox import do_enqueue_job
-from kefu.actions.tickets import NewTicket, do_create_ticket
+from kefu.actions.tickets import NewTicket, do_open_ticket
 from kefu.domain.access import SYSTEM, Actor, ActorKind
 from kefu.domain.clock import utcnow
 from kefu.domain.errors import KefuError
@@ -162,7 +162,7 @@ def do_receive_email(
             if inbox_address
             else None
         )
-        ticket = do_create_ticket(
+        ticket, message = do_open_ticket(
             session,
             SYSTEM,
             NewTicket(
@@ -177,10 +177,6 @@ def do_receive_email(
             ),
         )
         created = True
-        # The mail's own message opens the ticket; a DLP warning may follow it.
-        message = session.scalar(
-            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.seq).limit(1)
-        )
         # No auto-reply to auto-replies, lists and bounces: that is how mail loops start.
         if not mail.is_auto_submitted and contact.email_bounced_at is None:
             do_enqueue_job(session, EMAIL_ACK_JOB, {"ticket_id": ticket.id})

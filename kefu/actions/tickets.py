@@ -38,7 +38,7 @@ from kefu.domain.tickets import (
     effective_priority,
     generate_ticket_number,
 )
-from kefu.models import Agent, Contact, Team, Ticket, TicketTag
+from kefu.models import Agent, Contact, Message, Team, Ticket, TicketTag
 
 MAX_TAGS = 30
 MAX_TAG_LENGTH = 64
@@ -116,6 +116,11 @@ def ticket_summary(ticket: Ticket) -> dict[str, Any]:
 
 
 def do_create_ticket(session: Session, actor: Actor, new: NewTicket) -> Ticket:
+    return do_open_ticket(session, actor, new)[0]
+
+
+def do_open_ticket(session: Session, actor: Actor, new: NewTicket) -> tuple[Ticket, Message | None]:
+    """Create a ticket; returns it with its opening message (when ``first_message``)."""
     subject = " ".join(new.subject.split())
     if not subject:
         raise ValidationFailed("subject is required", field="subject")
@@ -158,9 +163,10 @@ def do_create_ticket(session: Session, actor: Actor, new: NewTicket) -> Ticket:
     session.add(ticket)
     session.flush()
     record_event(session, actor, events.TICKET_CREATED, ticket=ticket, data=ticket_summary(ticket))
-    if new.first_message is not None:
-        do_add_message(session, new.author or actor, ticket, new.first_message, opening=True)
-    return ticket
+    if new.first_message is None:
+        return ticket, None
+    message = do_add_message(session, new.author or actor, ticket, new.first_message, opening=True)
+    return ticket, message
 
 
 def _touch(ticket: Ticket) -> None:
@@ -334,8 +340,6 @@ def do_update_ticket_fields(
 def do_merge_tickets(session: Session, actor: Actor, source: Ticket, target: Ticket) -> Ticket:
     """Fold ``source`` into ``target``: its messages move over (appended in time order,
     renumbered), its tags are added, and it is closed with a pointer to the target."""
-    from kefu.models import Message  # local to keep the import graph flat
-
     if not access.can_manage_ticket(actor):
         raise PermissionDenied("only agents merge tickets")
     if source.id == target.id:
