@@ -52,6 +52,7 @@ AGENT_PRESENCE_CHANGED = "agent.presence_changed"
 TICKET_RATED = "ticket.rated"
 MACRO_SAVED = "macro.saved"
 MACRO_DELETED = "macro.deleted"
+INBOX_SAVED = "inbox.saved"
 
 ALL_EVENTS = frozenset(
     {
@@ -83,6 +84,7 @@ ALL_EVENTS = frozenset(
         TICKET_RATED,
         MACRO_SAVED,
         MACRO_DELETED,
+        INBOX_SAVED,
     }
 )
 # Events that concern a ticket and go out to webhooks.

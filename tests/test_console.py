@@ -653,3 +653,116 @@ def test_the_search_box(client: TestClient, world: dict[str, Any], db: Session) 
     assert hidden.status_code == 200 and world["theirs"] not in rows_of(hidden.text)
     # LIKE wildcards are text, not patterns.
     assert world["mine"] not in rows_of(client.get("/agent/inbox/all", params={"q": "%"}).text)
+
+
+def test_admins_add_agents_teams_and_inboxes(client: TestClient, db: Session) -> None:
+    admin = make_agent(db, role=Role.ADMIN, password=PASSWORD)
+    secret = pyotp.parse_uri(do_enroll_totp(db, SYSTEM, admin)).secret
+    db.commit()
+    headers = console_login(client, admin.email, pyotp.TOTP(secret).now())
+
+    team = client.post(
+        "/agent/admin/teams",
+        data={"slug": "vip", "name": "大客户组"},
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert team.status_code == 303
+    page = client.get("/agent/admin/agents").text
+    team_id = re.search(r'name="team_ids" value="(\d+)"> 大客户组', page)
+    assert team_id is not None
+    added = client.post(
+        "/agent/admin/agents",
+        data={
+            "name": "周新",
+            "email": "Zhou.Xin@KX-Exchange.example",
+            "role": "agent",
+            "team_ids": [team_id.group(1)],
+            "password": "a long first password 2026",
+        },
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text
+    weak = client.post(
+        "/agent/admin/agents",
+        data={"name": "弱", "email": "weak@kx-exchange.example", "password": "123"},
+        headers=headers,
+    )
+    assert weak.status_code == 422 and 'role="alert"' in weak.text
+    assert 'value="weak@kx-exchange.example"' in weak.text  # what was typed stays
+    inbox = client.post(
+        "/agent/admin/inboxes",
+        data={
+            "name": "大客户邮箱",
+            "channel": "email",
+            "address": "VIP@kx-exchange.example",
+            "team": team_id.group(1),
+        },
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert inbox.status_code == 303
+    dup = client.post(
+        "/agent/admin/inboxes",
+        data={"name": "重复", "channel": "email", "address": "vip@kx-exchange.example"},
+        headers=headers,
+    )
+    assert dup.status_code == 409
+    page = client.get("/agent/admin/agents").text
+    assert "zhou.xin@kx-exchange.example" in page and "vip@kx-exchange.example" in page
+
+    # The new agent can log in and lands in their team's view.
+    client.post("/agent/logout", headers=headers)
+    zhou = client.post(
+        "/agent/login",
+        data={"email": "zhou.xin@kx-exchange.example", "password": "a long first password 2026"},
+        follow_redirects=False,
+    )
+    assert zhou.status_code == 303
+    assert "周新" in client.get("/agent/inbox/team").text
+    csrf = CSRF.search(client.get("/agent/inbox/team").text)
+    assert csrf is not None
+    client.post("/agent/logout", headers={"X-CSRF-Token": csrf.group(1)})
+
+    # Deactivated: the login stops working; the inbox can be switched off.
+    headers = console_login(client, admin.email, pyotp.TOTP(secret).now())
+    agent_id = re.search(
+        r'data-agent="zhou.xin@kx-exchange.example">.*?/agent/admin/agents/(\d+)"', page, re.S
+    )
+    assert agent_id is not None
+    off = client.post(
+        f"/agent/admin/agents/{agent_id.group(1)}", data={"is_active": "false"}, headers=headers
+    )
+    assert off.status_code == 200  # followed the redirect back to the page
+    inbox_id = re.search(r'/agent/admin/inboxes/(\d+)"', page)
+    assert inbox_id is not None
+    client.post(
+        f"/agent/admin/inboxes/{inbox_id.group(1)}", data={"active": "false"}, headers=headers
+    )
+    page = client.get("/agent/admin/agents").text
+    assert "启用" in page.split('id="inboxes"')[1]
+    client.post("/agent/logout", headers=headers)
+    refused = client.post(
+        "/agent/login",
+        data={"email": "zhou.xin@kx-exchange.example", "password": "a long first password 2026"},
+    )
+    assert refused.status_code == 401
+
+
+def test_agents_see_the_desk_but_cannot_change_it(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    headers = console_login(client, world["me"].email)
+    page = client.get("/agent/admin/agents").text
+    assert "添加客服" not in page
+    for path, data in (
+        ("/agent/admin/teams", {"slug": "x", "name": "x"}),
+        ("/agent/admin/inboxes", {"name": "x", "channel": "chat"}),
+        (
+            "/agent/admin/agents",
+            {"name": "x", "email": "x@x.example", "password": "long enough pw 1"},
+        ),
+        (f"/agent/admin/agents/{world['other'].id}", {"is_active": "false"}),
+    ):
+        assert client.post(path, data=data, headers=headers).status_code == 403, path

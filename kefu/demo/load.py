@@ -18,6 +18,7 @@ from kefu.actions.agents import do_create_agent, do_create_team
 from kefu.actions.articles import ImportResult, do_import_articles
 from kefu.actions.auth import agent_actor
 from kefu.actions.contacts import ContactData, do_create_contact
+from kefu.actions.inboxes import do_create_inbox
 from kefu.actions.macros import do_save_macro
 from kefu.actions.messages import NewMessage, do_add_message
 from kefu.actions.official_channels import do_add_official_channel
@@ -29,7 +30,7 @@ from kefu.domain.exchange_fields import ExchangeFields
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus, can_transition
 from kefu.domain.verify import ChannelKind
 from kefu.infra.db import make_engine, make_sessionmaker
-from kefu.models import Agent, Contact, Inbox, Team, Ticket
+from kefu.models import Agent, Contact, Team, Ticket
 from kefu.settings import Settings
 
 SEED = Path(__file__).resolve().parent / "seed.json"
@@ -90,16 +91,14 @@ def load_seed(session: Session, seed: dict[str, Any]) -> list[str]:
     by_uid = {c.exchange_uid: c for c in contacts}
     for i in seed.get("inboxes", []):
         team = teams.get(i.get("team", ""))
-        session.add(
-            Inbox(
-                name=i["name"],
-                channel=Channel(i["channel"]),
-                address=i.get("address"),
-                team_id=team.id if team else None,
-                config={
-                    k: v for k, v in i.items() if k not in ("name", "channel", "address", "team")
-                },
-            )
+        do_create_inbox(
+            session,
+            SYSTEM,
+            name=i["name"],
+            channel=Channel(i["channel"]),
+            address=i.get("address"),
+            team_id=team.id if team else None,
+            config={k: v for k, v in i.items() if k not in ("name", "channel", "address", "team")},
         )
     session.flush()
     for oc in seed.get("official_channels", []):

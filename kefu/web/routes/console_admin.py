@@ -8,22 +8,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyotp
 import segno
 from fastapi import APIRouter, Form, Path, Request
 from markupsafe import Markup
+from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from kefu.actions.agents import do_confirm_totp
+from kefu.actions.agents import (
+    do_confirm_totp,
+    do_create_agent,
+    do_create_team,
+    do_update_agent,
+)
 from kefu.actions.auth import do_create_api_token, do_revoke_api_token
+from kefu.actions.inboxes import do_create_inbox, do_set_inbox_active
 from kefu.actions.macros import check_new_macro_slug, do_delete_macro, do_save_macro
 from kefu.actions.official_channels import do_add_official_channel, do_remove_official_channel
-from kefu.domain.access import can_administer, can_manage_macros
+from kefu.domain.access import Role, can_administer, can_manage_macros
 from kefu.domain.clock import utcnow
 from kefu.domain.errors import KefuError, PermissionDenied, ValidationFailed
 from kefu.domain.macros import VARIABLES
+from kefu.domain.tickets import Channel
 from kefu.domain.verify import ChannelKind
 from kefu.models import Agent
 from kefu.queries.console import list_inboxes, open_counts_by_team, tag_counts
@@ -33,7 +41,7 @@ from kefu.queries.official_channels import (
     top_impersonations,
     verify_lookup_counts,
 )
-from kefu.queries.people import list_agents, list_api_tokens, list_teams
+from kefu.queries.people import access_agent_by_id, list_agents, list_api_tokens, list_teams
 from kefu.web.deps import AppState, ConsoleDep, Principal, StateDep
 from kefu.web.pages import render
 from kefu.web.routes.console import console_context
@@ -115,18 +123,9 @@ def delete_macro(
 
 @router.get("/agents", response_class=HTMLResponse)
 def agents_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
-    """The desk at a glance: agents, teams with their open tickets, inboxes, tags."""
-    with state.read_sessions() as session:
-        return render(
-            request,
-            "pages/console/agents.html",
-            **console_context(principal),
-            agents=list_agents(session),
-            teams=list_teams(session),
-            open_by_team=open_counts_by_team(session),
-            inboxes=list_inboxes(session),
-            tags=tag_counts(session),
-        )
+    """The desk at a glance: agents, teams with their open tickets, inboxes, tags; admins
+    add agents, teams and inboxes and switch them on and off here."""
+    return _agents(request, principal, state)
 
 
 account_router = APIRouter(prefix="/agent/account", include_in_schema=False)
@@ -295,3 +294,161 @@ def revoke_token(
         do_revoke_api_token(session, principal.actor, token_id)
     state.principals.clear()
     return RedirectResponse("/agent/account", status_code=303)
+
+
+def _agents(
+    request: Request,
+    principal: Principal,
+    state: AppState,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    with state.read_sessions() as session:
+        return render(
+            request,
+            "pages/console/agents.html",
+            status_code=status_code,
+            **console_context(principal),
+            agents=list_agents(session),
+            teams=list_teams(session),
+            open_by_team=open_counts_by_team(session),
+            inboxes=list_inboxes(session),
+            tags=tag_counts(session),
+            channels=list(Channel),
+            roles=list(Role),
+            can_manage=can_administer(principal.actor),
+            error=error,
+            form=form or {},
+        )
+
+
+def _admin_write(
+    request: Request, principal: Principal, state: AppState, form: dict[str, str], work: Any
+) -> Response:
+    """Run an admin change; on a refusal, the page again with the form and the reason."""
+    try:
+        with state.transaction() as session:
+            work(session)
+    except PermissionDenied:
+        raise
+    except KefuError as exc:
+        return _agents(
+            request, principal, state, error=exc.message, form=form, status_code=exc.status
+        )
+    state.principals.clear()  # roles, teams and activity are part of who is calling
+    return RedirectResponse("/agent/admin/agents", status_code=303)
+
+
+@router.post("/agents", response_class=HTMLResponse)
+def create_agent(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    email: Annotated[str, Form(max_length=320)],
+    name: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
+    role: Annotated[Role, Form()] = Role.AGENT,
+    team_ids: Annotated[list[int], Form(max_length=50)] = [],  # noqa: B006  # FastAPI copies defaults
+) -> Response:
+    """A new agent with a first password to hand over (they change it and enrol 2FA)."""
+    return _admin_write(
+        request,
+        principal,
+        state,
+        {"email": email, "name": name, "role": role.value},
+        lambda s: do_create_agent(
+            s,
+            principal.actor,
+            email=email,
+            name=name,
+            role=role,
+            password=password,
+            team_ids=[t for t in team_ids if 0 < t < 2**31],
+        ),
+    )
+
+
+@router.post("/agents/{agent_id}", response_class=HTMLResponse)
+def update_agent(
+    request: Request,
+    agent_id: Annotated[int, Path(ge=1, lt=2**31)],
+    principal: ConsoleDep,
+    state: StateDep,
+    is_active: Annotated[bool | None, Form()] = None,
+    can_view_sensitive: Annotated[bool | None, Form()] = None,
+) -> Response:
+    """Deactivate or reactivate an agent; grant or take back the sensitive-data reveal."""
+
+    def work(session: Session) -> None:
+        agent = access_agent_by_id(session, principal.actor, agent_id)
+        do_update_agent(
+            session,
+            principal.actor,
+            agent,
+            is_active=is_active,
+            can_view_sensitive=can_view_sensitive,
+        )
+
+    return _admin_write(request, principal, state, {}, work)
+
+
+@router.post("/teams", response_class=HTMLResponse)
+def create_team(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    slug: Annotated[str, Form(max_length=64)],
+    name: Annotated[str, Form(max_length=200)],
+) -> Response:
+    return _admin_write(
+        request,
+        principal,
+        state,
+        {"team_slug": slug, "team_name": name},
+        lambda s: do_create_team(s, principal.actor, slug=slug, name=name),
+    )
+
+
+@router.post("/inboxes", response_class=HTMLResponse)
+def create_inbox(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    name: Annotated[str, Form(max_length=200)],
+    channel: Annotated[Channel, Form()],
+    address: Annotated[str, Form(max_length=320)] = "",
+    team: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    return _admin_write(
+        request,
+        principal,
+        state,
+        {"inbox_name": name, "inbox_address": address},
+        lambda s: do_create_inbox(
+            s,
+            principal.actor,
+            name=name,
+            channel=channel,
+            address=address,
+            team_id=int(team) if team.isdigit() and int(team) < 2**31 else None,
+        ),
+    )
+
+
+@router.post("/inboxes/{inbox_id}", response_class=HTMLResponse)
+def toggle_inbox(
+    request: Request,
+    inbox_id: Annotated[int, Path(ge=1, lt=2**31)],
+    principal: ConsoleDep,
+    state: StateDep,
+    active: Annotated[bool, Form()],
+) -> Response:
+    return _admin_write(
+        request,
+        principal,
+        state,
+        {},
+        lambda s: do_set_inbox_active(s, principal.actor, inbox_id, active=active),
+    )
