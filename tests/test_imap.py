@@ -269,3 +269,28 @@ def test_settings_name_the_mailbox() -> None:
     assert cfg is not None
     assert (cfg.port, cfg.use_ssl, cfg.folder) == (993, True, "INBOX")
     assert cfg.address == "support@kx-exchange.example"
+
+
+def test_a_seed_phrase_fetched_over_imap_is_never_stored(
+    dovecot: int, mailbox: imaplib.IMAP4, sessions: sessionmaker[Session], db: Session
+) -> None:
+    """The IMAP door masks secrets like every other: nothing of the phrase in the
+    database, and the original mail is not kept."""
+    words = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    mailbox.append(
+        "INBOX",
+        None,
+        None,
+        mail("钱包被盗", f"我的助记词是 {words}，请帮我找回", "e@example.com", "<i6@example.com>"),
+    )
+    files = MemoryFileStore()
+    fetcher = ImapFetcher(config(dovecot), Ingestor(sessions, files, 1_000_000))
+    conn = fetcher.connect()
+    try:
+        assert fetcher.fetch_new(conn) == 1
+    finally:
+        fetcher.close()
+    bodies = " ".join(db.scalars(select(Message.body)).all())
+    assert "abandon ability" not in bodies and "已屏蔽" in bodies
+    stored = db.scalar(select(Message).where(Message.direction == "in"))
+    assert stored is not None and "original_not_kept" in stored.meta["flags"]
