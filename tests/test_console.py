@@ -608,7 +608,8 @@ def test_api_tokens_from_the_account_page(
     )
     assert made.status_code == 200 and made.headers["Cache-Control"] == "no-store"
     raw = re.search(r'id="new-token">([^<]+)<', made.text)
-    assert raw is not None
+    assert raw is not None and made.text.count('id="new-token"') == 1
+    assert "<title>我的账户 · kefu</title>" in made.text
     bearer = {"Authorization": f"Bearer {raw.group(1)}"}
     assert client.get("/api/v1/tickets", headers=bearer).status_code == 200
     # Shown once: the page afterwards has only the prefix.

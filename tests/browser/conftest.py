@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,11 +74,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(chromium_path: str) -> Iterator[object]:
+def browser(chromium_path: str) -> Iterator[Any]:
+    """Debian's headless Chromium, with the flags this machine's closed network needs."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
+        b = p.chromium.launch(
             executable_path=chromium_path,
             args=[
                 "--no-sandbox",
@@ -89,7 +91,12 @@ def page(chromium_path: str) -> Iterator[object]:
                 "--disable-sync",
             ],
         )
-        context = browser.new_context(locale="zh-CN", viewport={"width": 1100, "height": 760})
-        yield context.new_page()
-        context.close()
-        browser.close()
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[object]:
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1100, "height": 760})
+    yield context.new_page()
+    context.close()

@@ -5,38 +5,15 @@ solve), and answer a chat while the customer's own browser receives it live."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pyotp
-import pytest
 
 from kefu.demo.load import DEMO_ADMIN_TOTP
 from tests.browser.conftest import SCREENSHOTS
 
 ADMIN = "admin@kx-exchange.example"
 ADMIN_PASSWORD = "kefu-demo-admin"  # the demo's published login
-
-
-@pytest.fixture
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=chromium_path,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield b
-        b.close()
 
 
 def log_in(browser: Any, base: str, path: str) -> Any:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.test_console import browser, log_in  # noqa: F401  # the fixture too
+from tests.browser.test_console import log_in
 
 
 def test_a_customer_chats_from_the_widget_and_an_agent_answers(
-    browser: Any,  # noqa: F811  # the fixture imported above
+    browser: Any,
     live_server: str,
 ) -> None:
     customer = browser.new_context(

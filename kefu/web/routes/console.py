@@ -265,7 +265,7 @@ def bulk(
     with state.transaction() as session:
         tickets = [access_ticket_by_number(session, actor, n) for n in numbers]
         if verb == "assign":
-            target = actor.id if arg == "me" else _int(arg)
+            target = actor.id if arg == "me" else form_id(arg)
             for t in tickets:
                 do_assign(session, actor, t, assignee_id=target)
         elif verb == "unassign":
@@ -273,7 +273,7 @@ def bulk(
                 do_assign(session, actor, t, assignee_id=None)
         elif verb == "team":
             for t in tickets:
-                do_assign(session, actor, t, team_id=_int(arg))
+                do_assign(session, actor, t, team_id=form_id(arg))
         elif verb == "status":
             try:
                 new_status = TicketStatus(arg)
@@ -300,7 +300,8 @@ def bulk(
     return response
 
 
-def _int(value: str) -> int:
+def form_id(value: str) -> int:
+    """A row id typed into a form field (a select's value): a positive 32-bit int."""
     try:
         number = int(value)
     except ValueError:

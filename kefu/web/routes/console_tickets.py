@@ -7,6 +7,7 @@ the API's; events go out on commit, so other consoles and the contact's socket s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -24,6 +25,7 @@ from kefu.actions.tickets import (
     do_update_ticket_fields,
     normalize_tags,
 )
+from kefu.domain.access import Actor
 from kefu.domain.chat import LIVE_STATES
 from kefu.domain.errors import PermissionDenied, ValidationFailed
 from kefu.domain.exchange_fields import ExchangeFields
@@ -36,7 +38,7 @@ from kefu.queries.people import list_agents, list_teams
 from kefu.queries.tickets import access_ticket_by_number
 from kefu.web.deps import ConsoleDep, Principal, StateDep
 from kefu.web.pages import render
-from kefu.web.routes.console import console_context, is_htmx
+from kefu.web.routes.console import console_context, form_id, is_htmx
 
 router = APIRouter(prefix="/agent/tickets", include_in_schema=False)
 
@@ -225,15 +227,7 @@ def update_fields(
 
 
 def _optional_id(value: str) -> int | None:
-    if value in ("", "none"):
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValidationFailed("not a number") from None
-    if not 0 < number < 2**31:
-        raise ValidationFailed("not a number")
-    return number
+    return None if value in ("", "none") else form_id(value)
 
 
 @router.post("/{number}/accept", response_class=HTMLResponse)
@@ -244,11 +238,7 @@ def accept_chat(
     state: StateDep,
 ) -> Response:
     """Take a waiting chat out of turn (接入)."""
-    with state.transaction() as session:
-        do_accept_chat(
-            session, principal.actor, access_ticket_by_number(session, principal.actor, number)
-        )
-    return _reload(request, number)
+    return _chat_action(request, number, principal, state, do_accept_chat)
 
 
 @router.post("/{number}/end", response_class=HTMLResponse)
@@ -259,14 +249,18 @@ def end_chat(
     state: StateDep,
 ) -> Response:
     """End the chat; the agent ending it marks the ticket solved."""
+    return _chat_action(request, number, principal, state, do_end_chat)
+
+
+def _chat_action(
+    request: Request,
+    number: str,
+    principal: Principal,
+    state: StateDep,
+    act: Callable[[Session, Actor, Ticket], Ticket],
+) -> Response:
     with state.transaction() as session:
-        do_end_chat(
-            session, principal.actor, access_ticket_by_number(session, principal.actor, number)
-        )
-    return _reload(request, number)
-
-
-def _reload(request: Request, number: str) -> Response:
+        act(session, principal.actor, access_ticket_by_number(session, principal.actor, number))
     target = f"/agent/tickets/{number}"
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
