@@ -6,6 +6,7 @@ from alembic import context
 
 import kefu.models  # noqa: F401  # registers every table on the metadata
 from kefu.infra.db import make_engine
+from kefu.infra.migrate import include_object
 from kefu.models.base import Base
 
 config = context.config
@@ -29,6 +30,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs table rebuilds for most ALTERs
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

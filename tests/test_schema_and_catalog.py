@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
 from kefu.infra.i18n import gettext_for, negotiate, translations
+from kefu.infra.migrate import include_object
 from kefu.models import Base
 
 KEFU = Path(__file__).resolve().parent.parent / "kefu"
@@ -17,7 +18,9 @@ KEFU = Path(__file__).resolve().parent.parent / "kefu"
 
 def test_migrations_match_models(engine: Engine) -> None:
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_object}
+        )
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 

@@ -41,6 +41,7 @@ from kefu.domain.tickets import (
     status_after_agent_reply,
     status_after_contact_message,
 )
+from kefu.infra.search.messages import index_message
 from kefu.models import Attachment, Message
 
 if TYPE_CHECKING:
@@ -212,6 +213,8 @@ def do_add_message(
     )
     session.add(message)
     session.flush()
+    # Searchable in the same transaction; what is indexed is the screened text.
+    index_message(session, message.id, ticket.id, body)
     for att in attachments:
         att.ticket_id = ticket.id
         att.message_id = message.id

@@ -38,6 +38,7 @@ from kefu.domain.tickets import (
     effective_priority,
     generate_ticket_number,
 )
+from kefu.infra.search.messages import move_messages
 from kefu.models import Agent, Contact, Message, Team, Ticket, TicketTag
 
 MAX_TAGS = 30
@@ -360,6 +361,7 @@ def do_merge_tickets(session: Session, actor: Actor, source: Ticket, target: Tic
         if message.client_msg_id is not None:
             message.client_msg_id = f"m{source.id}:{message.client_msg_id}"[:64]
     target.message_count += len(moved)
+    move_messages(session, [m.id for m in moved], target.id)
     source.message_count = 0
     existing = set(target.tags)
     for tag in source.tags:

@@ -60,8 +60,11 @@ def combine(view: TicketFilter, extra: TicketFilter) -> TicketFilter:
 
 def view_counts(session: Session, actor: Actor) -> dict[InboxView, int]:
     """Every view's count in one query."""
+    dialect = session.get_bind().dialect.name
     columns = [
-        func.count().filter(and_(true(), *filter_clauses(view_filter(v, actor)))).label(v.value)
+        func.count()
+        .filter(and_(true(), *filter_clauses(view_filter(v, actor), dialect=dialect)))
+        .label(v.value)
         for v in InboxView
     ]
     stmt = select(*columns).select_from(Ticket)

@@ -24,6 +24,7 @@ from kefu.domain.tickets import (
     TicketStatus,
     normalize_ticket_number,
 )
+from kefu.infra.search.messages import tickets_matching
 from kefu.models import Contact, Ticket, TicketTag
 
 MAX_PAGE = 100
@@ -91,8 +92,9 @@ class TicketFilter:
     contact_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    # The console's search box: a ticket number, a contact's email, name or exchange
-    # UID, a TxID or order id, or words of the subject.
+    # The search box (console and API ``q``): a ticket number, a contact's email, name
+    # or exchange UID, a TxID or order id, words of the subject, or words in any of the
+    # ticket's messages (full-text, infra/search/messages.py).
     text: str | None = None
 
 
@@ -167,8 +169,9 @@ class TicketPage:
     next: str | None
 
 
-def filter_clauses(f: TicketFilter) -> list[ColumnElement[bool]]:
-    """The filter as SQL conditions (also used to count the console's views)."""
+def filter_clauses(f: TicketFilter, *, dialect: str) -> list[ColumnElement[bool]]:
+    """The filter as SQL conditions (also used to count the console's views); the
+    dialect picks the full-text search of messages (``text``)."""
     clauses: list[ColumnElement[bool]] = []
     if f.status:
         clauses.append(Ticket.status.in_([s.value for s in f.status]))
@@ -198,11 +201,11 @@ def filter_clauses(f: TicketFilter) -> list[ColumnElement[bool]]:
     if f.created_before is not None:
         clauses.append(Ticket.created_at < f.created_before)
     if f.text:
-        clauses.append(_text_clause(f.text))
+        clauses.append(_text_clause(f.text, dialect))
     return clauses
 
 
-def _text_clause(text: str) -> ColumnElement[bool]:
+def _text_clause(text: str, dialect: str) -> ColumnElement[bool]:
     q = " ".join(text.split())[:200]
     people = select(Contact.id).where(
         or_(Contact.email == q.lower(), Contact.name == q, Contact.exchange_uid == q)
@@ -217,6 +220,10 @@ def _text_clause(text: str) -> ColumnElement[bool]:
     number = normalize_ticket_number(q)
     if number is not None:
         matches.append(Ticket.number == number)
+    # Words in any message of the ticket, notes included (only agents search).
+    in_messages = tickets_matching(dialect, q)
+    if in_messages is not None:
+        matches.append(Ticket.id.in_(in_messages))
     return or_(*matches)
 
 
@@ -236,7 +243,7 @@ def list_tickets(
     visible = ticket_visibility(actor)
     if visible is not None:
         stmt = stmt.where(visible)
-    stmt = stmt.where(*filter_clauses(filters))
+    stmt = stmt.where(*filter_clauses(filters, dialect=session.get_bind().dialect.name))
     if cursor:
         stmt = stmt.where(_after(keys, _decode_cursor(cursor, keys)))
     stmt = stmt.order_by(*[col.desc() if desc else col.asc() for col, desc in keys])

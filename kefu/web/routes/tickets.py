@@ -160,7 +160,18 @@ def get_tickets(
     ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Agents: a ticket number, contact email/name/UID, TxID, order id, "
+            "or words in the subject or any message (Chinese segmented like the help center).",
+        ),
+    ] = None,
 ) -> TicketList:
+    if q and not principal.actor.is_agent:
+        # Message search covers internal notes; a contact must not learn of their words.
+        raise PermissionDenied("searching message text is for agents")
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed("timestamps need a time zone", field=name)
@@ -179,6 +190,7 @@ def get_tickets(
             contact_id=contact_id,
             created_after=created_after,
             created_before=created_before,
+            text=(q.strip() or None) if q else None,
         ),
         sort=sort,
         limit=limit,
