@@ -283,6 +283,8 @@ class Connection:
         self.close_code = CLOSE_NORMAL
         self._queue_refresh_due = False
         self.agent_side: AgentSide | None = None
+        # Live messages held per ticket while its replay is read (see _on_start).
+        self._held: dict[int, list[tuple[str, dict[str, Any]]]] | None = None
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -544,7 +546,7 @@ class Connection:
             number = data.get("ticket")
             if not isinstance(number, str):
                 return
-            self._send_message(number, message)
+            self._send_message(number, message, live=True)
         elif kind == "chat.state_changed":
             await self._send_state(data)
             if self.agent_side is not None:
@@ -601,10 +603,13 @@ class Connection:
             f"ticket:{ticket_id}:agents", orjson.dumps({"type": "chat.viewing", "data": payload})
         )
 
-    def _send_message(self, number: str, message: dict[str, Any]) -> None:
+    def _send_message(self, number: str, message: dict[str, Any], *, live: bool = False) -> None:
         seq = message.get("seq")
         ticket_id = message.get("ticket_id")
         if not isinstance(seq, int) or not isinstance(ticket_id, int):
+            return
+        if live and self._held is not None and ticket_id in self._held:
+            self._held[ticket_id].append((number, message))
             return
         if seq <= self.sent.get(ticket_id, 0):
             return
@@ -738,6 +743,13 @@ class Connection:
             return actor, self._chat_summary(ticket)
 
         new_actor, summary = await self.hub.writer.submit(work)
+        ticket_id = next(t for t, n in self.numbers.items() if n == summary["ticket"])
+        # A subscription added now may start mid-burst (the bot's answer live, the
+        # opening message not): hold live messages of this chat until the replay below
+        # has sent everything stored, so none is skipped and the order holds.
+        held = self._held if self._held is not None else {}
+        held[ticket_id] = []
+        self._held = held
         if self.actor is None:
             # The visitor now has a contact: listen on its topic, and give it a token to
             # come back with.
@@ -756,7 +768,13 @@ class Connection:
         self.send({"type": "ack", "id": client_id, "ticket": summary["ticket"], "seq": 1})
         # Replay what was stored with it (the opening message, the bot's or the safety
         # instructions): events published before the topic was added are not lost.
-        await self._resume(summary["ticket"], 0)
+        try:
+            await self._resume(summary["ticket"], 0)
+        finally:
+            for number, message in held.pop(ticket_id, []):
+                self._send_message(number, message)
+            if not held:
+                self._held = None
 
     async def _on_msg(self, frame: dict[str, Any]) -> None:
         actor = self._need_actor()
