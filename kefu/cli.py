@@ -231,6 +231,7 @@ def cmd_kb_import(args: argparse.Namespace) -> int:
     start = time.monotonic()
     done = 0
     try:
+        total = _count_lines(args.file)
         with open(args.file, encoding="utf-8-sig") as fh:
             batch = []
             for row in read_kb(fh):
@@ -240,7 +241,7 @@ def cmd_kb_import(args: argparse.Namespace) -> int:
                         do_import_articles(session, SYSTEM, batch, result)
                     done += len(batch)
                     batch = []
-                    _progress(done, start)
+                    _progress(done, total, start)
             if batch:
                 with sessions.begin() as session:
                     do_import_articles(session, SYSTEM, batch, result)
@@ -250,17 +251,30 @@ def cmd_kb_import(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
-    _progress(done, start, final=True)
+    _progress(done, total, start, final=True)
     print(f"{result.created} created, {result.updated} updated, {result.unchanged} unchanged")
     return 0
 
 
-def _progress(done: int, start: float, *, final: bool = False) -> None:
+def _count_lines(path: str) -> int:
+    """Non-blank lines of the file: the progress bar's 100 %."""
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _progress(done: int, total: int, start: float, *, final: bool = False) -> None:
     import time
 
     rate = done / max(time.monotonic() - start, 1e-6)
+    share = done / total if total else 1.0
+    bar = "#" * int(share * 30)
     end = "\n" if final else "\r"
-    print(f"imported {done} articles ({rate:.0f}/s)", end=end, file=sys.stderr, flush=True)
+    print(
+        f"[{bar:<30}] {done}/{total} articles ({share:.0%}, {rate:.0f}/s)",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def cmd_kb_export(args: argparse.Namespace) -> int:

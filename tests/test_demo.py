@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kefu.demo.load import SEED, load_seed
+from kefu.domain.helpcenter import CATEGORIES
 from kefu.domain.tickets import Priority, TicketKind
-from kefu.models import Agent, Contact, Message, Ticket
+from kefu.models import Agent, Article, Contact, Message, Ticket
+from kefu.queries.articles import article_translations
 
 
 def test_seed_loads_with_consistent_rules(db: Session) -> None:
@@ -32,6 +34,17 @@ def test_seed_loads_with_consistent_rules(db: Session) -> None:
     assert db.scalar(select(func.count()).select_from(Contact)) == len(seed["contacts"])
     admin = db.scalars(select(Agent).where(Agent.role == "admin")).one()
     assert admin.totp_secret is not None
+    # The help center: 60+ Chinese articles over all six categories, and the English
+    # ones linked to the Chinese article they translate.
+    articles = db.scalars(select(Article)).all()
+    chinese = [a for a in articles if a.locale == "zh-CN"]
+    assert len(chinese) >= 60
+    assert {a.category for a in chinese} == {c.slug for c in CATEGORIES}
+    english = [a for a in articles if a.locale == "en"]
+    assert english
+    for a in english:
+        assert a.translation_group is not None
+        assert article_translations(db, a).keys() == {"zh-CN"}
 
 
 def test_kefu_demo_runs_once_and_keeps_data(tmp_path: Path) -> None:

@@ -153,6 +153,61 @@ def test_agents_write_with_history(client: TestClient, db: Session) -> None:
     assert bad.status_code == 422
 
 
+def test_translations_are_linked_one_per_language(client: TestClient, db: Session) -> None:
+    agent = make_agent(db)
+    db.commit()
+    h = auth(make_token(db, agent))
+    api = "/api/v1/helpcenter/admin/articles"
+
+    def create(**body: Any) -> Any:
+        return client.post(api, json={"status": "published", **body}, headers=h)
+
+    zh = create(title="账户被盗怎么办", body="立即冻结账户。", category="security").json()
+    en = create(
+        title="My account was stolen", body="Freeze it now.", locale="en", translation_of=zh["id"]
+    )
+    assert en.status_code == 201, en.text
+    en_id = en.json()["id"]
+    assert en.json()["translations"] == {"zh-CN": zh["id"]}
+    assert client.get(f"{api}/{zh['id']}", headers=h).json()["translations"] == {"en": en_id}
+    # One article per language in a group; no article translates itself or a stranger.
+    for body, field in (
+        ({"title": "Stolen, again", "locale": "en", "translation_of": zh["id"]}, "translation_of"),
+        ({"title": "Stolen", "locale": "en", "translation_of": "kb-nope"}, "translation_of"),
+    ):
+        r = create(**body)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["field"] == field
+    itself = client.put(
+        f"{api}/{en_id}",
+        json={"title": "x", "locale": "en", "translation_of": en_id},
+        headers=h,
+    )
+    assert itself.status_code == 422
+    # Moving the English article to Chinese would give the group two Chinese versions.
+    clash = client.put(f"{api}/{en_id}", json={"title": "x", "locale": "zh-CN"}, headers=h)
+    assert clash.status_code == 422
+
+    # The public page names the other language, and the language switch goes there.
+    page = client.get(f"/help/articles/{zh['id']}")
+    assert f'hreflang="en" href="/help/articles/{en_id}?lang=en"' in page.text
+    assert "其他语言版本" in page.text
+    switched = client.get(f"/help/articles/{zh['id']}?lang=en", follow_redirects=False)
+    assert switched.status_code == 303
+    assert switched.headers["location"] == f"/help/articles/{en_id}?lang=en"
+    assert "Freeze it now." in client.get(switched.headers["location"]).text
+    # A draft translation is not offered to readers.
+    fr = client.put(
+        f"{api}/{en_id}",
+        json={"title": "My account was stolen", "locale": "en", "status": "draft"},
+        headers=h,
+    )
+    assert fr.status_code == 200
+    assert client.get(f"/api/v1/helpcenter/articles/{zh['id']}").json()["translations"] == {}
+    assert client.get(f"/help/articles/{zh['id']}?lang=en").status_code == 200
+
+
 def test_feedback_and_analytics(client: TestClient, articles: None, db: Session) -> None:
     for helpful in (True, False, False):
         r = client.post("/api/v1/helpcenter/articles/kb-2/feedback", json={"helpful": helpful})
@@ -245,6 +300,13 @@ def test_kb_import_is_idempotent_and_keeps_ids(tmp_path: Path) -> None:
         "\n".join(
             json.dumps(x, ensure_ascii=False)
             for x in [
+                # A translation may come before the article it translates.
+                {
+                    "id": "faq-1-en",
+                    "question": "How long does a withdrawal take",
+                    "locale": "en",
+                    "translation_of": "faq-1",
+                },
                 {"id": "faq-1", "question": "提现多久到账", "answer": None},
                 {
                     "id": "faq-2",
@@ -267,12 +329,15 @@ def test_kb_import_is_idempotent_and_keeps_ids(tmp_path: Path) -> None:
     assert kefu("migrate").returncode == 0
     first = kefu("kb", "import", str(kb))
     assert first.returncode == 0, first.stderr
-    assert "3 created, 0 updated, 0 unchanged" in first.stdout
+    assert "4 created, 0 updated, 0 unchanged" in first.stdout
+    assert "4/4" in first.stderr  # the progress line counts against the file's total
     again = kefu("kb", "import", str(kb))
-    assert "0 created, 0 updated, 3 unchanged" in again.stdout
+    assert "0 created, 0 updated, 4 unchanged" in again.stdout
     exported = [json.loads(line) for line in kefu("kb", "export").stdout.splitlines()]
-    assert [e["id"] for e in exported] == ["3", "faq-1", "faq-2"]
-    assert exported[2]["category"] == "security"
+    assert [e["id"] for e in exported] == ["3", "faq-1", "faq-1-en", "faq-2"]
+    assert exported[3]["category"] == "security"
+    assert exported[2]["translation_of"] == "faq-1"
+    assert "translation_of" not in exported[1]
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"id": "x"}\nnot json\n', encoding="utf-8")
     failed = kefu("kb", "import", str(broken))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from kefu import events
@@ -39,6 +39,9 @@ class ArticleData:
     position: int | None = None
     tags: Sequence[str] = ()
     related_ids: Sequence[str] = ()
+    # The id of the article this one translates (any member of its group); None keeps
+    # whatever link the article has.
+    translation_of: str | None = None
 
 
 def _check_writer(actor: Actor) -> None:
@@ -70,7 +73,42 @@ def _clean(data: ArticleData) -> ArticleData:
         position=data.position,
         tags=tags,
         related_ids=related,
+        translation_of=data.translation_of,
     )
+
+
+def _link_translation(session: Session, article: Article, source_id: str) -> bool:
+    """Put ``article`` in the translation group of ``source_id``: one article in several
+    languages, at most one per locale. Returns whether the link is new."""
+    if source_id == article.id:
+        raise ValidationFailed("an article cannot be its own translation", field="translation_of")
+    source = session.get(Article, source_id) if is_valid_article_id(source_id) else None
+    if source is None:
+        raise ValidationFailed("unknown article", field="translation_of")
+    group = source.translation_group or source.id
+    if article.translation_group == group:
+        return False
+    _check_locale_free(session, group, article.locale, article.id)
+    source.translation_group = group
+    article.translation_group = group
+    return True
+
+
+def _check_locale_free(session: Session, group: str, locale: str, article_id: str) -> None:
+    # The group's first article may not carry the group yet (it is its own id).
+    taken = session.scalar(
+        select(Article.id).where(
+            or_(Article.translation_group == group, Article.id == group),
+            Article.locale == locale,
+            Article.id != article_id,
+        )
+    )
+    if taken is not None:
+        raise ValidationFailed(
+            "the article already has a translation in this language",
+            field="translation_of",
+            value=taken,
+        )
 
 
 def _revise(session: Session, actor: Actor, article: Article) -> None:
@@ -114,6 +152,8 @@ def do_save_article(
             updated_at=now,
         )
         session.add(article)
+        if data.translation_of is not None:
+            _link_translation(session, article, data.translation_of)
         session.flush()
         _revise(session, actor, article)
         record_event(
@@ -130,8 +170,14 @@ def do_save_article(
         or article.tags != list(data.tags)
         or article.related_ids != list(data.related_ids)
     )
+    if article.locale != data.locale and article.translation_group is not None:
+        _check_locale_free(session, article.translation_group, data.locale, article.id)
+    # A new link is written on the articles themselves; it is no new revision of the text.
+    linked = data.translation_of is not None and _link_translation(
+        session, article, data.translation_of
+    )
     if not changed:
-        return article, False
+        return article, linked
     article.title = data.title
     if article.body_md != data.body_md:
         article.body_md = data.body_md
@@ -186,7 +232,8 @@ def do_log_search(session: Session, query: str, locale: str, results: Sequence[s
 @dataclass(frozen=True, slots=True)
 class ImportRow:
     """One line of a knowledge-base file: ``id``, ``title`` or ``question``, ``body`` or
-    ``answer`` (may be null), optional ``category``, ``locale``, ``tags``."""
+    ``answer`` (may be null), optional ``category``, ``locale``, ``tags`` and
+    ``translation_of`` (the id of the article this one translates)."""
 
     id: str
     title: str
@@ -194,6 +241,7 @@ class ImportRow:
     category: str | None = None
     locale: str = "zh-CN"
     tags: Sequence[str] = ()
+    translation_of: str | None = None
 
 
 @dataclass
@@ -214,9 +262,10 @@ def do_import_articles(
             raise ValidationFailed("invalid article id", field="id", value=bad[:64])
     # One query loads the batch's existing rows into the identity map.
     existing = {a.id for a in session.scalars(select(Article).where(Article.id.in_(ids)))}
+    saved: dict[str, tuple[Article, bool]] = {}
     for row in rows:
         category = row.category if row.category in CATEGORY_BY_SLUG else None
-        _, changed = do_save_article(
+        article, changed = do_save_article(
             session,
             actor,
             ArticleData(
@@ -228,9 +277,22 @@ def do_import_articles(
             ),
             article_id=row.id,
         )
-        if row.id not in existing:
-            result.created += 1
-        elif changed:
-            result.updated += 1
-        else:
-            result.unchanged += 1
+        saved[row.id] = (article, changed)
+        # Links after the batch is saved: a file may list a translation before its source.
+        if row.translation_of is None:
+            _count(result, row.id in existing, changed)
+    for row in rows:
+        if row.translation_of is not None:
+            article, changed = saved[row.id]
+            linked = _link_translation(session, article, row.translation_of)
+            _count(result, row.id in existing, changed or linked)
+    session.flush()
+
+
+def _count(result: ImportResult, existed: bool, changed: bool) -> None:
+    if not existed:
+        result.created += 1
+    elif changed:
+        result.updated += 1
+    else:
+        result.unchanged += 1

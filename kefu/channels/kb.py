@@ -28,6 +28,7 @@ def parse_kb_line(line: str, lineno: int) -> ImportRow | None:
     if raw_id is None or not isinstance(title, str) or not title.strip():
         raise ValidationFailed(f"line {lineno}: needs an id and a title or question")
     tags = obj.get("tags") or []
+    source = obj.get("translation_of")
     return ImportRow(
         id=str(raw_id),
         title=title,
@@ -35,6 +36,7 @@ def parse_kb_line(line: str, lineno: int) -> ImportRow | None:
         category=obj.get("category") if isinstance(obj.get("category"), str) else None,
         locale=str(obj["locale"]) if obj.get("locale") in ("zh-CN", "en") else "zh-CN",
         tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        translation_of=str(source) if isinstance(source, str | int) and source != "" else None,
     )
 
 
@@ -55,4 +57,7 @@ def render_kb_line(article: Article) -> str:
         "status": article.status.value,
         "tags": article.tags,
     }
+    if article.translation_group is not None and article.translation_group != article.id:
+        # Export names the group's first article: importing the file links them again.
+        obj["translation_of"] = article.translation_group
     return json.dumps(obj, ensure_ascii=False)

@@ -17,11 +17,15 @@ class Article(Base):
     __table_args__ = (
         Index("ix_articles_listing", "locale", "status", "category", "position"),
         Index("ix_articles_updated", "updated_at"),
+        Index("ix_articles_translation_group", "translation_group"),
     )
 
     # Kept as imported (`kefu kb import` keeps the file's ids), so a string key.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     locale: Mapped[str] = mapped_column(String(16), default="zh-CN")
+    # Articles with the same group are one article in several languages (at most one
+    # per locale); the group is the id of the article the first translation was made of.
+    translation_group: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(300))
     body_md: Mapped[str] = mapped_column(Text, default="")

@@ -46,6 +46,20 @@ def get_published_article(session: Session, article_id: str) -> Article:
     return article
 
 
+def article_translations(
+    session: Session, article: Article, *, published_only: bool = True
+) -> dict[str, str]:
+    """The other languages of ``article``: locale → article id (one each)."""
+    if article.translation_group is None:
+        return {}
+    stmt = select(Article.locale, Article.id).where(
+        Article.translation_group == article.translation_group, Article.id != article.id
+    )
+    if published_only:
+        stmt = stmt.where(Article.status == ArticleStatus.PUBLISHED)
+    return {row.locale: row.id for row in session.execute(stmt.order_by(Article.id))}
+
+
 def access_article_by_id(session: Session, actor: Actor, article_id: str) -> Article:
     """Agents see drafts and archived articles too; everyone else only published ones."""
     if not actor.is_agent:

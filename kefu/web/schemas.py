@@ -536,11 +536,14 @@ class ArticlePublic(ArticleSummary):
     helpful_count: int
     unhelpful_count: int
     revision: int
+    # The same article in other languages: locale → article id.
+    translations: dict[str, str]
 
     @classmethod
-    def of(cls, a: Article) -> ArticlePublic:
+    def of(cls, a: Article, translations: dict[str, str] | None = None) -> ArticlePublic:
         return cls(
             **ArticleSummary.of(a).model_dump(),
+            translations=translations or {},
             body=a.body_md,
             body_html=a.body_html,
             tags=a.tags,
@@ -567,6 +570,11 @@ class ArticleIn(Strict):
     )
     related_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
         default_factory=list, max_length=10
+    )
+    translation_of: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="The id of the article this one translates; joins its group of "
+        "languages (one article per language).",
     )
 
 

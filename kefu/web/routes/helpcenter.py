@@ -13,6 +13,7 @@ from kefu.domain.errors import PermissionDenied, RateLimited
 from kefu.domain.helpcenter import ArticleStatus
 from kefu.queries.articles import (
     access_article_by_id,
+    article_translations,
     get_published_article,
     list_articles_for_agents,
     list_published,
@@ -84,7 +85,8 @@ def get_articles(
 
 @router.get("/articles/{article_id}", response_model=ArticlePublic)
 def get_article(article_id: ArticleId, db: ReadDbDep) -> ArticlePublic:
-    return ArticlePublic.of(get_published_article(db, article_id))
+    article = get_published_article(db, article_id)
+    return ArticlePublic.of(article, article_translations(db, article))
 
 
 @router.post("/articles/{article_id}/feedback", status_code=204)
@@ -121,14 +123,15 @@ def get_all_articles(
 def get_article_for_agent(
     article_id: ArticleId, db: ReadDbDep, principal: AgentDep
 ) -> ArticlePublic:
-    return ArticlePublic.of(access_article_by_id(db, principal.actor, article_id))
+    article = access_article_by_id(db, principal.actor, article_id)
+    return ArticlePublic.of(article, article_translations(db, article, published_only=False))
 
 
 @router.post("/admin/articles", status_code=201, response_model=ArticlePublic)
 def create_article(body: ArticleIn, state: StateDep, principal: AgentDep) -> ArticlePublic:
     with state.transaction() as db:
         article, _ = do_save_article(db, principal.actor, _data(body))
-        return ArticlePublic.of(article)
+        return ArticlePublic.of(article, article_translations(db, article, published_only=False))
 
 
 @router.put("/admin/articles/{article_id}", response_model=ArticlePublic)
@@ -137,7 +140,7 @@ def save_article(
 ) -> ArticlePublic:
     with state.transaction() as db:
         article, _ = do_save_article(db, principal.actor, _data(body), article_id=article_id)
-        return ArticlePublic.of(article)
+        return ArticlePublic.of(article, article_translations(db, article, published_only=False))
 
 
 @router.get("/admin/articles/{article_id}/revisions", response_model=RevisionList)
@@ -169,6 +172,7 @@ def _data(body: ArticleIn) -> ArticleData:
         position=body.position,
         tags=body.tags,
         related_ids=body.related_ids,
+        translation_of=body.translation_of,
     )
 
 

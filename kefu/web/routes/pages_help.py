@@ -18,7 +18,7 @@ from kefu.domain.helpcenter import CATEGORIES, CATEGORY_BY_SLUG
 from kefu.domain.tickets import Channel, TicketKind
 from kefu.infra.i18n import gettext_for
 from kefu.models import Article
-from kefu.queries.articles import get_published_article, list_published
+from kefu.queries.articles import article_translations, get_published_article, list_published
 from kefu.web.deps import StateDep
 from kefu.web.pages import render, request_locale
 from kefu.web.routes.auth import client_ip
@@ -61,10 +61,11 @@ def help_category(
 
 
 @router.get("/help/articles/{article_id}", response_class=HTMLResponse)
-def help_article(request: Request, article_id: ArticleId, state: StateDep) -> HTMLResponse:
+def help_article(request: Request, article_id: ArticleId, state: StateDep) -> Response:
     try:
         with state.read_sessions() as db:
             article = get_published_article(db, article_id)
+            translations = article_translations(db, article)
             related = [
                 (a.id, a.title)
                 for a in (db.get(Article, rid) for rid in article.related_ids)
@@ -72,6 +73,12 @@ def help_article(request: Request, article_id: ArticleId, state: StateDep) -> HT
             ]
     except KefuError:
         return render(request, "pages/help/not_found.html", status_code=404)
+    wanted = request.query_params.get("lang")
+    if wanted in translations and wanted != article.locale:
+        # The language switch asked for this article in another language: go to it.
+        return RedirectResponse(
+            f"/help/articles/{translations[wanted]}?lang={wanted}", status_code=303
+        )
     if not related:
         # No hand-picked links: the nearest articles by the same ranking as search.
         hits = state.search.search(article.title, article.locale, 4)
@@ -82,6 +89,7 @@ def help_article(request: Request, article_id: ArticleId, state: StateDep) -> HT
         article=article,
         category=CATEGORY_BY_SLUG.get(article.category),
         related=related,
+        translations=translations,
         thanks=request.query_params.get("thanks"),
         query="",
     )
