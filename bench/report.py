@@ -116,6 +116,20 @@ def search_section(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def ticket_search_section(r: dict[str, Any]) -> list[str]:
+    load, s = r["load"], r["search"]
+    return [
+        f"**Ticket search** (full-text over {r['messages']:,} messages in {r['tickets']:,} "
+        f"tickets on {r['database']}, {r['corpus']}; each query through "
+        f"`GET /api/v1/tickets?q=…&limit=25` in-process as an admin; {when(r)} UTC, "
+        f"{machine(r)}; bar p95 ≤ {r['bar_p95_ms']} ms): {s['queries']:,} queries, "
+        f"p50 {s['p50_ms']} ms, **p95 {s['p95_ms']} ms**, p99 {s['p99_ms']} ms, "
+        f"max {s['max_ms']} ms; {s['queries_with_hits']:,} found a ticket. Loading: "
+        f"segmentation {load['segmentation_us_per_message']} µs a message, GIN index built "
+        f"in {load['gin_build_s']} s.",
+    ]
+
+
 def email_ingest_section(r: dict[str, Any]) -> list[str]:
     out = [
         f"**Email ingest over SMTP** ({r['load']}; parsed, threaded and stored; "
@@ -187,6 +201,7 @@ SECTIONS = [
     ("api", api_section),
     ("chat", chat_section),
     ("search", search_section),
+    ("ticket_search", ticket_search_section),
     ("email_ingest", email_ingest_section),
     ("email_parse", email_parse_section),
     ("dlp", dlp_section),

@@ -17,6 +17,7 @@ SCRIPTS = [
     "api.py",
     "chat.py",
     "search.py",
+    "ticket_search.py",
     "email_ingest.py",
     "dlp.py",
     "email_parse.py",

@@ -5,15 +5,18 @@ exposed."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from kefu.actions.auth import agent_actor
 from kefu.actions.messages import NewMessage, do_add_message
-from kefu.actions.tickets import do_merge_tickets
+from kefu.actions.tickets import do_change_status, do_merge_tickets
 from kefu.domain.access import SYSTEM
 from kefu.domain.tickets import Channel, TicketStatus
 from kefu.infra.db import make_engine, make_sessionmaker
@@ -21,6 +24,7 @@ from kefu.infra.migrate import upgrade
 from kefu.models import Message, Ticket
 from kefu.queries.tickets import TicketFilter, list_tickets
 from tests.chat_support import contact_token
+from tests.conftest import DB_BACKENDS, PG_URL
 from tests.factories import (
     auth,
     contact_actor,
@@ -79,6 +83,37 @@ def test_words_in_messages_find_their_tickets(client: TestClient, db: Session) -
     assert r.status_code == 403
 
 
+def test_words_combine_with_the_list_filters(client: TestClient, db: Session) -> None:
+    team = make_team(db)
+    agent = make_agent(db, teams=[team])
+    first = make_ticket(db, subject="提现问题", body="提现到银行卡失败", team=team)
+    second = make_ticket(db, subject="又一个", body="提现到银行卡很慢", team=team)
+    do_change_status(db, agent_actor(agent), second, TicketStatus.PENDING)
+    token = make_token(db, agent)
+    db.commit()
+
+    def found(**params: str) -> list[str]:
+        r = client.get("/api/v1/tickets", params={"q": "银行卡", **params}, headers=auth(token))
+        assert r.status_code == 200, r.text
+        return [t["number"] for t in r.json()["items"]]
+
+    assert sorted(found()) == sorted([first.number, second.number])
+    assert found(status="pending") == [second.number]
+    assert found(status="new") == [first.number]
+    assert found(sort="created_at") == [first.number, second.number]
+    # A cursor page holds to the search too.
+    page = client.get(
+        "/api/v1/tickets", params={"q": "银行卡", "limit": 1}, headers=auth(token)
+    ).json()
+    rest = client.get(
+        "/api/v1/tickets",
+        params={"q": "银行卡", "limit": 1, "cursor": page["next"]},
+        headers=auth(token),
+    ).json()
+    assert [t["number"] for t in page["items"] + rest["items"]] == found()
+    assert rest["next"] is None
+
+
 def test_merged_messages_are_found_on_the_target(db: Session) -> None:
     team = make_team(db)
     agent = make_agent(db, teams=[team])
@@ -107,8 +142,27 @@ def test_contacts_messages_are_indexed_as_stored_with_secrets_masked(db: Session
     assert ticket.status is TicketStatus.NEW
 
 
-def test_the_migration_indexes_messages_already_stored(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+@pytest.fixture
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, for a migration run from an older revision."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    name = f"kefu_migration_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(PG_URL.rsplit("/", 1)[0] + "/postgres?poolclass=null")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("empty_database", DB_BACKENDS, indirect=True)
+def test_the_migration_indexes_messages_already_stored(empty_database: str) -> None:
+    url = empty_database
     upgrade(url, "0003")
     engine = make_engine(url)
     with make_sessionmaker(engine).begin() as s:
