@@ -3,6 +3,8 @@ an agent answering from the console in another browser context."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from tests.browser.conftest import SCREENSHOTS
@@ -62,3 +64,48 @@ def test_a_customer_chats_from_the_widget_and_an_agent_answers(
     agent.goto(f"{live_server}/agent/tickets/{number}")
     agent.locator(".timeline .event", has_text="评价了本次服务 5/5").wait_for()
     assert errors == []
+
+
+def test_articles_are_suggested_while_the_first_message_is_typed_on_another_site(
+    browser: Any, live_server: str
+) -> None:
+    """The widget on the exchange's own page (another origin than kefu's) offers help-center
+    articles while the question is typed, before any chat is opened."""
+    page_html = (
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>KX</title>"
+        f"<script src='{live_server}/static/widget.js' defer></script></head>"
+        "<body><h1>KX 交易所</h1></body></html>"
+    ).encode()
+
+    class Host(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(page_html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    host = HTTPServer(("127.0.0.1", 0), Host)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    try:
+        customer = browser.new_context(locale="zh-CN").new_page()
+        errors: list[str] = []
+        customer.on("pageerror", lambda e: errors.append(str(e)))
+        # localhost is another origin than kefu's 127.0.0.1.
+        customer.goto(f"http://localhost:{host.server_address[1]}/")
+        customer.get_by_role("button", name="在线客服").click()
+        customer.get_by_label("请描述您的问题").fill("我的账户被盗了怎么办")
+        suggestion = customer.locator(".suggest a", has_text="账户被盗怎么办")
+        suggestion.wait_for()
+        assert suggestion.get_attribute("href") == f"{live_server}/help/articles/kb-0047"
+        assert customer.locator(".suggest a").count() <= 3
+        # Clearing the question clears the suggestions; nothing was sent as a chat.
+        customer.get_by_label("请描述您的问题").fill("")
+        customer.locator(".suggest").wait_for(state="hidden")
+        assert customer.locator(".msg").count() == 0
+        assert errors == []
+    finally:
+        host.shutdown()
+        host.server_close()

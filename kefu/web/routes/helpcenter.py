@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from kefu.actions.articles import ArticleData, do_log_search, do_record_feedback, do_save_article
@@ -66,11 +66,15 @@ def run_search(state: AppState, q: str, locale: str, limit: int, *, log: bool) -
 @router.get("/search", response_model=SearchResults)
 def search(
     state: StateDep,
+    response: Response,
     q: Annotated[str, Query(max_length=10_000)] = "",
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     locale: Locale = "zh-CN",
     suggest: bool = False,
 ) -> SearchResults:
+    # Public and read-only: the chat widget, embedded on the exchange's own pages (another
+    # origin), suggests articles while the customer types. No credentials are involved.
+    response.headers["Access-Control-Allow-Origin"] = "*"
     return run_search(state, q, locale, limit, log=not suggest)
 
 

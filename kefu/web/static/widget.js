@@ -38,6 +38,7 @@
     communication: "沟通态度", resolution: "问题解决", comment: "其他意见（选填）", submit: "提交评价",
     thanks: "感谢您的评价！", reconnecting: "连接中断，正在重连…", sending: "发送中", sentOk: "已送达",
     newChat: "新的咨询", you: "我", bot: "智能助手", agent: "客服", system: "系统",
+    maybe: "这些文章也许能解决您的问题：",
     topics: [["deposit_withdrawal", "充值提现"], ["account_security", "账户被盗/安全"], ["trading", "交易"], ["kyc", "身份认证"], ["other", "其他"]]
   } : {
     launcher: "Live support", title: "KX Live Support", close: "Close",
@@ -52,6 +53,7 @@
     communication: "Communication", resolution: "Problem solved", comment: "Anything else (optional)", submit: "Send rating",
     thanks: "Thank you for your feedback!", reconnecting: "Connection lost, reconnecting…", sending: "sending", sentOk: "delivered",
     newChat: "New chat", you: "Me", bot: "Assistant", agent: "Support", system: "System",
+    maybe: "These articles may answer your question:",
     topics: [["deposit_withdrawal", "Deposits & withdrawals"], ["account_security", "Account stolen / security"], ["trading", "Trading"], ["kyc", "Identity verification"], ["other", "Other"]]
   };
 
@@ -127,10 +129,19 @@
   describe.required = true;
   describe.setAttribute("aria-label", T.describe);
   describe.placeholder = T.describe;
+  // Articles that may answer the question while it is typed (deflection), before any
+  // chat is opened; the customer can still start the chat.
+  var suggestBox = el("div", "suggest");
+  suggestBox.setAttribute("aria-live", "polite");
+  suggestBox.hidden = true;
+  var suggestList = el("ul", "articles");
+  suggestBox.appendChild(el("p", null, T.maybe));
+  suggestBox.appendChild(suggestList);
   var startBtn = el("button", "primary", T.start);
   startBtn.type = "submit";
   startForm.appendChild(topicLabel);
   startForm.appendChild(describe);
+  startForm.appendChild(suggestBox);
   startForm.appendChild(startBtn);
 
   // In a chat: actions, the composer.
@@ -411,10 +422,40 @@
   }
 
   // -- actions ------------------------------------------------------------------------------
+  var suggestTimer = null;
+  var suggestSeq = 0;
+  function showSuggestions(results, mine) {
+    if (mine !== suggestSeq) return; // the answer to an older keystroke
+    suggestList.textContent = "";
+    results.slice(0, 3).forEach(function (r) {
+      var li = el("li");
+      var a = el("a", null, r.title); // text, never HTML
+      a.href = new URL(r.url, origin).href;
+      a.target = "_blank";
+      a.rel = "noopener";
+      li.appendChild(a);
+      suggestList.appendChild(li);
+    });
+    suggestBox.hidden = suggestList.childNodes.length === 0;
+  }
+  describe.addEventListener("input", function () {
+    clearTimeout(suggestTimer);
+    var q = describe.value.trim();
+    if (q.length < 2) { suggestSeq++; showSuggestions([], suggestSeq); return; }
+    suggestTimer = setTimeout(function () {
+      var mine = ++suggestSeq;
+      fetch(origin + "/api/v1/helpcenter/search?suggest=1&limit=3&locale=" + lang + "&q=" + encodeURIComponent(q.slice(0, 200)))
+        .then(function (r) { return r.ok ? r.json() : { results: [] }; })
+        .then(function (j) { showSuggestions((j && j.results) || [], mine); })
+        .catch(function () { showSuggestions([], mine); });
+    }, 250);
+  });
   startForm.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = describe.value.trim();
     if (!text) return;
+    suggestSeq++;
+    showSuggestions([], suggestSeq);
     var p = { start: true, id: newId(), topic: topicSelect.value, text: text };
     state.pending.push(p);
     persist();
