@@ -5,6 +5,7 @@ run in a real browser in tests/browser/test_console.py.)"""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 from collections.abc import Iterator
@@ -15,15 +16,18 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from kefu.actions.agents import do_enroll_totp, do_update_agent
+from kefu.actions.articles import ArticleData, do_save_article
 from kefu.actions.macros import do_save_macro
 from kefu.actions.messages import NewMessage, do_add_message
 from kefu.actions.tickets import do_tag
+from kefu.channels.email.inbound import Ingestor
 from kefu.domain.access import SYSTEM, Role
 from kefu.domain.errors import ValidationFailed
+from kefu.domain.helpcenter import ArticleStatus
 from kefu.domain.macros import render_macro, unknown_variables
 from kefu.domain.tickets import Channel, Priority, TicketStatus
 from kefu.models import Event, Job, Message, Ticket
@@ -36,6 +40,10 @@ from tests.factories import (
     make_ticket,
 )
 
+# A 1×1 PNG, as a browser would drop it on the composer.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
 CSRF = re.compile(r'"X-CSRF-Token": "([^"]+)"')
 
 
@@ -322,6 +330,169 @@ def test_a_pasted_seed_phrase_is_masked_in_a_console_reply(
     assert not any("abandon ability" in b for b in stored)
 
 
+def _article(db: Session, article_id: str, title: str, body: str) -> None:
+    data = ArticleData(title=title, body_md=body, status=ArticleStatus.PUBLISHED)
+    do_save_article(db, SYSTEM, data, article_id=article_id)
+
+
+def test_suggested_articles_load_beside_the_ticket(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    _article(db, "kb-deposit", "充币未到账怎么办", "请提供 TxID 与网络。")
+    _article(db, "kb-stolen", "账户被盗怎么办", "立即冻结账户。")
+    ticket = make_ticket(db, subject="我的USDT充币一直未到账", team=world["general"])
+    db.commit()
+    console_login(client, world["me"].email)
+    page = client.get(f"/agent/tickets/{ticket.number}").text
+    # The page only says where the panel comes from: the search runs in its own request.
+    panel = page.split('id="suggested"', 1)[1].split("</div>", 1)[0]
+    assert f'hx-get="/agent/tickets/{ticket.number}/suggested-articles"' in panel
+    assert 'hx-trigger="load"' in panel and "充币未到账怎么办" not in panel
+    fragment = client.get(f"/agent/tickets/{ticket.number}/suggested-articles")
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    links = re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', fragment.text)
+    assert links[0] == ("/help/articles/kb-deposit", "充币未到账怎么办")
+    base = client.app.state.kefu.settings.base_url.rstrip("/")  # type: ignore[attr-defined]
+    assert f'data-insert="充币未到账怎么办 {base}/help/articles/kb-deposit"' in fragment.text
+    # Nothing found is said so; a ticket the agent may not see is not found.
+    nothing = client.get(f"/agent/tickets/{world['mine']}/suggested-articles").text
+    assert "没有与该工单相关的文章" in nothing and "insert-link" not in nothing
+    assert client.get(f"/agent/tickets/{world['theirs']}/suggested-articles").status_code == 404
+
+
+QUOTED_REPLY = """\
+From: =?utf-8?B?546L5bCP5piO?= <wang.xm@example.com>
+To: support@kefu.example
+Subject: =?utf-8?B?UmU6IOaPkOW4geacquWIsOi0pg==?=
+Message-ID: <quoted-1@example.com>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+好的，我再等等。
+
+在 2026年11月25日 10:00，客服 <support@kefu.example> 写道：
+> 您好，请提供 TxID。<script>alert(1)</script>
+> 回电号码 13800138000
+""".encode()
+
+
+def test_quoted_email_history_folds_out_in_the_timeline(
+    client: TestClient, world: dict[str, Any], sessions: sessionmaker[Session]
+) -> None:
+    state = client.app.state.kefu  # type: ignore[attr-defined]
+    received = Ingestor(sessions, state.files, 1_000_000).ingest(QUOTED_REPLY)
+    assert received.ticket is not None and received.message is not None
+    number, seq = received.ticket.number, received.message.seq
+    console_login(client, world["me"].email)
+    page = client.get(f"/agent/tickets/{number}").text
+    message = page.split(f'id="m{seq}"', 1)[1].split("</li>", 1)[0]
+    assert "好的，我再等等。" in message and "请提供 TxID" not in message
+    fold = re.search(r"<details class=\"quoted\"([^>]*)>", message)
+    assert fold is not None and " open" not in fold.group(1)  # closed until asked for
+    assert f'hx-get="/agent/tickets/{number}/messages/{seq}/quoted"' in fold.group(1)
+    quoted = client.get(f"/agent/tickets/{number}/messages/{seq}/quoted")
+    assert quoted.status_code == 200
+    assert "您好，请提供 TxID。" in quoted.text and "好的，我再等等" not in quoted.text
+    assert "<script>" not in quoted.text and "&lt;script&gt;" in quoted.text
+    assert "13800138000" not in quoted.text and "138****8000" in quoted.text  # PII masked
+    assert client.get(f"/agent/tickets/{number}/messages/999/quoted").status_code == 404
+    assert client.get(f"/agent/tickets/{world['theirs']}/messages/1/quoted").status_code == 404
+    assert client.get(f"/agent/tickets/{number}/messages/0/quoted").status_code == 422
+
+
+def test_a_mail_whose_original_was_not_kept_says_so(
+    client: TestClient, world: dict[str, Any], sessions: sessionmaker[Session]
+) -> None:
+    words = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    raw = QUOTED_REPLY.replace(b"quoted-1@", b"quoted-2@").replace(
+        "好的，我再等等。".encode(), f"助记词是 {words}".encode()
+    )
+    state = client.app.state.kefu  # type: ignore[attr-defined]
+    received = Ingestor(sessions, state.files, 1_000_000).ingest(raw)
+    assert received.ticket is not None and received.message is not None
+    console_login(client, world["me"].email)
+    page = client.get(f"/agent/tickets/{received.ticket.number}").text
+    assert "原始邮件未保存" in page and '<details class="quoted"' not in page
+    assert "abandon ability" not in page
+
+
+def test_the_sidebar_lists_the_contacts_other_tickets_the_agent_may_see(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    hidden = make_ticket(
+        db, subject="安全组处理中", team=make_team(db, "vip"), contact=world["contact"]
+    )
+    stranger = make_ticket(db, subject="别人的工单", team=world["general"])
+    db.commit()
+    console_login(client, world["me"].email)
+    page = client.get(f"/agent/tickets/{world['mine']}").text
+    others = page.split("其他工单", 1)[1].split("</ul>", 1)[0]
+    listed = re.findall(r'href="/agent/tickets/(K\d+)"', others)
+    assert sorted(listed) == sorted([world["loose"], world["email"]])  # not itself
+    assert "没人管" in others and "邮件工单" in others
+    assert hidden.number not in page and stranger.number not in others
+    # A ticket without a contact has no such list.
+    assert "其他工单" not in client.get(f"/agent/tickets/{world['urgent']}").text
+
+
+def test_the_timeline_warns_when_a_secret_was_masked(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["mine"]))
+    assert ticket is not None
+    words = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    do_add_message(
+        db,
+        contact_actor(world["contact"]),
+        ticket,
+        NewMessage(body=f"我的助记词是 {words}", channel=Channel.WEB),
+    )
+    db.commit()
+    console_login(client, world["me"].email)
+    page = client.get(f"/agent/tickets/{world['mine']}").text
+    assert "abandon ability" not in page
+    items = page.split('<ol class="items"', 1)[1].split("</ol>", 1)[0].split("<li")
+    warned = [i for i in items if 'class="badge dlp"' in i]
+    assert len(warned) == 1 and "author-system" in warned[0]  # the warning to the customer
+    event = [i for i in items if "ev-secret-masked" in i]
+    assert len(event) == 1 and "在保存前屏蔽了敏感信息（seed_phrase）" in event[0]
+    # An ordinary message carries no badge.
+    assert not any('class="badge dlp"' in i for i in items if "我充值的USDT" in i)
+
+
+def test_files_attached_in_the_composer_are_sent_with_the_reply(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    csrf = {"X-CSRF-Token": headers["X-CSRF-Token"]}
+    # What console.js does on a drop: upload with the session, then send the ids.
+    uploaded = client.post(
+        "/api/v1/attachments",
+        files={"file": ("转账截图.png", PNG, "image/png")},
+        headers=csrf,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    att_id = uploaded.json()["id"]
+    url = f"/agent/tickets/{world['email']}/messages"
+    r = client.post(url, data={"body": "", "attachment_ids": [att_id]}, headers=headers)
+    assert r.status_code == 200, r.text
+    assert f'href="/api/v1/attachments/{att_id}">转账截图.png</a>' in r.text
+    message = db.scalar(
+        select(Message)
+        .join(Ticket)
+        .where(Ticket.number == world["email"])
+        .order_by(Message.seq.desc())
+    )
+    assert message is not None and [a.id for a in message.attachments] == [att_id]
+    assert client.get(f"/api/v1/attachments/{att_id}").content == PNG
+    # Sent once: the same file cannot ride on a second message, nor someone else's upload.
+    again = client.post(url, data={"body": "再发一次", "attachment_ids": [att_id]}, headers=headers)
+    assert again.status_code == 422
+    bogus = client.post(url, data={"body": "x", "attachment_ids": ["abc"]}, headers=headers)
+    assert bogus.status_code == 422
+
+
 def test_fields_assign_and_solve(client: TestClient, world: dict[str, Any], db: Session) -> None:
     headers = console_login(client, world["me"].email)
     url = f"/agent/tickets/{world['loose']}/fields"
@@ -456,6 +627,39 @@ def test_pages_cost_the_same_queries_however_long_the_ticket(
     with count_queries(connection) as inbox_all:
         client.get("/agent/inbox/all")
     assert len(inbox_small) == len(inbox_all) <= 8, inbox_all
+
+
+def test_the_inbox_costs_the_same_queries_with_fifty_rows_as_with_three(
+    client: TestClient, world: dict[str, Any], db: Session, connection: Connection
+) -> None:
+    """The N+1 guard at the page's real size: every row with its own contact, assignee,
+    team and tags, so a per-row lookup of any of them would show."""
+    agents = [make_agent(db, teams=[world["general"]]) for _ in range(3)]
+    for i in range(55):
+        make_ticket(
+            db,
+            subject=f"批量工单{i}",
+            team=world["general"],
+            contact=make_contact(db, name=f"客户{i}"),
+            assignee=agents[i % 3],
+            tags=["提币", f"t{i % 7}"] + (["few"] if i < 3 else []),
+        )
+    db.commit()
+    console_login(client, world["me"].email)
+    client.get("/agent/inbox/all")  # warm the session cache
+    with count_queries(connection) as few:
+        page = client.get("/agent/inbox/all?tag=few")
+    assert rows_of(page.text).count('<tr class="row') == 3
+    with count_queries(connection) as full:
+        page = client.get("/agent/inbox/all")
+    assert rows_of(page.text).count('<tr class="row') == 50 and 'class="more"' in page.text
+    assert len(full) == len(few), full
+    with count_queries(connection) as more:
+        rows = client.get("/agent/inbox/all", headers={"HX-Request": "true"})
+    assert rows.text.count('<tr class="row') == 50
+    with count_queries(connection) as fewer:
+        client.get("/agent/inbox/all?tag=few", headers={"HX-Request": "true"})
+    assert len(more) == len(fewer), more
 
 
 # -- two-factor enrolment --------------------------------------------------------------

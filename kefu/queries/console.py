@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from kefu import events
 from kefu.domain.access import Actor
+from kefu.domain.errors import NotFound
 from kefu.domain.tickets import Priority, TicketStatus
 from kefu.models import Agent, Contact, Event, Inbox, Message, SavedView, Team, Ticket, TicketTag
 from kefu.queries.tickets import TicketFilter, filter_clauses, list_tickets, ticket_visibility
@@ -189,6 +190,16 @@ def ticket_timeline(
     # Stable: a message and the event it caused keep message first.
     items.sort(key=lambda i: (i.at, 0 if i.message is not None else 1))
     return Timeline(items=items, earlier=earlier)
+
+
+def get_ticket_message(session: Session, ticket: Ticket, seq: int) -> Message:
+    """One message of a ticket the caller already has access to, by its sequence number."""
+    message = session.scalar(
+        select(Message).where(Message.ticket_id == ticket.id, Message.seq == seq)
+    )
+    if message is None:
+        raise NotFound("message not found")
+    return message
 
 
 def other_tickets(session: Session, actor: Actor, ticket: Ticket, limit: int = 10) -> list[Ticket]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
 
 from kefu.actions.chat import do_accept_chat, do_chat_message, do_end_chat
-from kefu.actions.guard import display_text
+from kefu.actions.guard import display_text, screen_inbound
 from kefu.actions.messages import NewMessage, do_add_message, do_record_reveal
 from kefu.actions.tickets import (
     do_assign,
@@ -25,6 +25,7 @@ from kefu.actions.tickets import (
     do_update_ticket_fields,
     normalize_tags,
 )
+from kefu.channels.email.parse import parse_email
 from kefu.domain.access import Actor
 from kefu.domain.chat import LIVE_STATES
 from kefu.domain.errors import PermissionDenied, ValidationFailed
@@ -32,17 +33,25 @@ from kefu.domain.exchange_fields import ExchangeFields
 from kefu.domain.macros import render_macro
 from kefu.domain.tickets import Priority, TicketKind, TicketStatus
 from kefu.models import Agent, Contact, Ticket
-from kefu.queries.console import agent_names, other_tickets, team_names, ticket_timeline
+from kefu.queries.console import (
+    agent_names,
+    get_ticket_message,
+    other_tickets,
+    team_names,
+    ticket_timeline,
+)
 from kefu.queries.macros import access_macro_by_id, list_macros, macro_values
 from kefu.queries.people import list_agents, list_teams
 from kefu.queries.tickets import access_ticket_by_number
 from kefu.web.deps import ConsoleDep, Principal, StateDep
 from kefu.web.pages import render
 from kefu.web.routes.console import console_context, form_id, is_htmx
+from kefu.web.routes.helpcenter import article_url
 
 router = APIRouter(prefix="/agent/tickets", include_in_schema=False)
 
 MAX_BODY = 100_000
+SUGGESTED_ARTICLES = 5
 
 
 def _identity(text: str) -> str:
@@ -127,7 +136,8 @@ def post_message(
     number: Annotated[str, "ticket number"],
     principal: ConsoleDep,
     state: StateDep,
-    body: Annotated[str, Form(max_length=MAX_BODY)],
+    # Optional: files dropped on the composer may go without a word.
+    body: Annotated[str, Form(max_length=MAX_BODY)] = "",
     internal: Annotated[bool, Form()] = False,
     attachment_ids: Annotated[list[int], Form(max_length=20)] = [],  # noqa: B006  # FastAPI copies defaults
     client_msg_id: Annotated[str | None, Form(max_length=64)] = None,
@@ -287,3 +297,66 @@ def apply_macro(
         text = render_macro(chosen.body, macro_values(ticket, contact, agent))
     combined = f"{body.rstrip()}\n\n{text}" if body.strip() else text
     return render(request, "partials/console/composer_body.html", body=combined)
+
+
+@router.get("/{number}/suggested-articles", response_class=HTMLResponse)
+def suggested_articles(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+) -> Response:
+    """The sidebar's help-center suggestions, as the API gives them
+    (``GET /api/v1/tickets/{number}/suggested-articles``). The ticket page loads this
+    fragment after it has rendered, so searching costs the page nothing."""
+    with state.read_sessions() as session:
+        ticket = access_ticket_by_number(session, principal.actor, number)
+        subject = ticket.subject
+        # A closed or merged ticket has no composer to insert a link into.
+        has_composer = ticket.status is not TicketStatus.CLOSED and ticket.merged_into_id is None
+    base = state.settings.base_url.rstrip("/")
+    hits = state.search.suggest([subject], "zh-CN", SUGGESTED_ARTICLES)
+    articles = [
+        {"title": title, "url": article_url(article_id), "link": base + article_url(article_id)}
+        for article_id, title, _score in hits
+    ]
+    return render(
+        request,
+        "partials/console/suggested_articles.html",
+        articles=articles,
+        has_composer=has_composer,
+    )
+
+
+@router.get("/{number}/messages/{seq}/quoted", response_class=HTMLResponse)
+def quoted_history(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    seq: Annotated[int, Path(ge=1, lt=2**31)],
+    principal: ConsoleDep,
+    state: StateDep,
+) -> Response:
+    """The quoted history cut from an email reply, read back from the original mail
+    kept byte for byte (``meta.email.original_sha256``). Loaded when the agent opens the
+    fold-out: parsing a mail per message would cost every page render."""
+    with state.read_sessions() as session:
+        ticket = access_ticket_by_number(session, principal.actor, number)
+        message = get_ticket_message(session, ticket, seq)
+        mail = (message.meta or {}).get("email") or {}
+        sha = mail.get("original_sha256") if isinstance(mail, dict) else None
+    quoted = None
+    if isinstance(sha, str) and state.files.exists(sha):
+        quoted = _quoted_part(state.files.get(sha))
+    return render(request, "partials/console/quoted_history.html", quoted=quoted)
+
+
+def _quoted_part(raw: bytes) -> str:
+    """What the reply quoted: the received text after the new part, or the whole text
+    when the new part is not a prefix of it (inline ``>`` answers)."""
+    parsed = parse_email(raw)
+    full = parsed.text.strip()
+    reply = (parsed.reply_text or "").strip()
+    quoted = full[len(reply) :].strip() if reply and full.startswith(reply) else full
+    # An original is only kept when it held no secret; screen it again all the same
+    # (the detectors improve, old mails stay), then mask PII as the timeline does.
+    return display_text(screen_inbound(quoted).text)

@@ -167,6 +167,18 @@
         composerBody().focus();
       }
     });
+    // A suggested article's link goes at the end of the reply (the sidebar's list is
+    // swapped in after the page loads, hence the delegation).
+    document.addEventListener("click", function (ev) {
+      const b = ev.target.closest ? ev.target.closest(".insert-link") : null;
+      if (!b) return;
+      const area = composerBody();
+      const before = area.value.replace(/\s+$/, "");
+      area.value = (before ? before + "\n" : "") + (b.dataset.insert || "");
+      area.focus();
+      area.setSelectionRange(area.value.length, area.value.length);
+      area.dispatchEvent(new Event("input", { bubbles: true })); // keeps the draft
+    });
     // Attachments by drag and drop: uploaded at once, sent with the message by id.
     const box = document.getElementById("attachments");
     composer.addEventListener("dragover", function (ev) { ev.preventDefault(); composer.classList.add("dropping"); });
@@ -175,6 +187,10 @@
       ev.preventDefault();
       composer.classList.remove("dropping");
       Array.from(ev.dataTransfer.files).forEach(upload);
+    });
+    // Files may go without a word: the text is only required when nothing is attached.
+    composer.addEventListener("htmx:validation:validate", function (ev) {
+      if (ev.target.id === "composer-body") ev.target.required = !box.querySelector("input[name=attachment_ids]");
     });
     function upload(file) {
       const form = new FormData();
@@ -229,12 +245,27 @@
   // -- keyboard --------------------------------------------------------------------------
   let cursor = -1;
   function rows() { return Array.from(document.querySelectorAll("#inbox-rows tr.row")); }
+  function focusedRow(list) {
+    // A row the agent tabbed to counts as the selection, so j/k go on from there.
+    const a = document.activeElement;
+    const r = a && a.closest ? a.closest("#inbox-rows tr.row") : null;
+    return r ? list.indexOf(r) : -1;
+  }
   function moveCursor(step) {
     const list = rows();
     if (!list.length) return;
-    cursor = Math.max(0, Math.min(list.length - 1, cursor + step));
+    const from = focusedRow(list) >= 0 ? focusedRow(list) : Math.min(cursor, list.length - 1);
+    cursor = from < 0 ? (step > 0 ? 0 : list.length - 1) : Math.max(0, Math.min(list.length - 1, from + step));
     list.forEach(function (r, i) { r.classList.toggle("cursor", i === cursor); });
     list[cursor].querySelector("a.subject").focus();
+  }
+  function openRow() {
+    const list = rows();
+    const i = focusedRow(list) >= 0 ? focusedRow(list) : cursor;
+    const r = list[i];
+    if (!r) return false;
+    location.href = r.querySelector("a.subject").href;
+    return true;
   }
   document.addEventListener("keydown", function (ev) {
     const t = ev.target;
@@ -244,15 +275,21 @@
       return;
     }
     const help = document.getElementById("help");
+    if (help && help.open) return; // the dialog has the keyboard until it is closed
     switch (ev.key) {
       case "j": moveCursor(1); break;
       case "k": moveCursor(-1); break;
-      case "o": case "Enter": {
-        const r = rows()[cursor];
-        if (r) { ev.preventDefault(); location.href = r.querySelector("a.subject").href; }
+      case "Enter":
+        // A focused link or button keeps its own Enter; only the inbox selection is ours.
+        if (t && t !== body && !(t.closest && t.closest("#inbox-rows tr.row"))) break;
+        if (openRow()) ev.preventDefault();
+        break;
+      case "o": if (openRow()) ev.preventDefault(); break;
+      case "x": {
+        const r = rows()[focusedRow(rows()) >= 0 ? focusedRow(rows()) : cursor];
+        if (r) { const c = r.querySelector("input[type=checkbox]"); c.checked = !c.checked; }
         break;
       }
-      case "x": { const r = rows()[cursor]; if (r) { const c = r.querySelector("input[type=checkbox]"); c.checked = !c.checked; } break; }
       case "r": if (composer) { ev.preventDefault(); setMode("reply"); } break;
       case "n": if (composer) { ev.preventDefault(); setMode("note"); } break;
       case "a": { const s = document.getElementById("field-assignee"); if (s) { ev.preventDefault(); s.focus(); } break; }
