@@ -153,6 +153,20 @@ def test_agents_write_with_history(client: TestClient, db: Session) -> None:
     assert bad.status_code == 422
 
 
+def test_agents_order_articles_within_a_category(client: TestClient, db: Session) -> None:
+    for article_id, title, position in (
+        ("kb-o1", "甲：最后看", 30),
+        ("kb-o2", "乙：先看这篇", 10),
+        ("kb-o3", "丙：其次", 20),
+    ):
+        publish(db, article_id, title, category="kyc", position=position)
+    db.commit()
+    listed = client.get("/api/v1/helpcenter/articles", params={"category": "kyc"}).json()
+    assert [a["id"] for a in listed["items"]] == ["kb-o2", "kb-o3", "kb-o1"]
+    page = client.get("/help/category/kyc").text
+    assert page.index("乙：先看这篇") < page.index("丙：其次") < page.index("甲：最后看")
+
+
 def test_translations_are_linked_one_per_language(client: TestClient, db: Session) -> None:
     agent = make_agent(db)
     db.commit()

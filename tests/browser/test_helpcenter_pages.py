@@ -49,6 +49,12 @@ def test_article_feedback_and_contact_path(page: Any, live_server: str) -> None:
     page.get_by_label("您的邮箱").fill("li.lei@example.com")
     page.get_by_label("问题类型").select_option("deposit_withdrawal")
     page.get_by_label("主题").fill("USDT 提币到错误网络")
+    # Deflection: articles that may answer it show while the subject is typed, and open
+    # in a new tab so the form keeps what was written.
+    offered = page.locator("#help-suggestions li a").first
+    offered.wait_for(timeout=5000)
+    assert offered.get_attribute("target") == "_blank"
+    assert "网络" in page.locator("#help-suggestions").inner_text()
     page.get_by_label("问题描述").fill("我把 USDT 提到了 BEP20 地址，TxID 见附件。")
     page.get_by_role("button", name="提交").click()
     ticket = page.locator("[data-ticket]")
