@@ -156,3 +156,51 @@ def test_oversized_upload_is_413(
 )
 def test_sanitize_filename(raw: str, expected: str) -> None:
     assert sanitize_filename(raw) == expected
+
+
+def test_a_zip_with_overlapping_entries_is_refused(
+    client: TestClient, two_teams: dict[str, Any]
+) -> None:
+    """CVE-2024-0450: this Python's zipfile reads overlapping entries without complaint,
+    so kefu checks the central directory itself before keeping an archive."""
+    from tests.test_email_attachments import duplicate_zip, overlapping_zip, plain_zip
+
+    for data, reason in (
+        (overlapping_zip(), "overlapping_entries"),
+        (duplicate_zip(), "duplicate_entry"),
+    ):
+        r = upload(client, two_teams["h1"], data, "记录.zip", "application/zip")
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["reason"] == reason
+        assert "压缩包" in r.json()["detail"]
+    fine = upload(
+        client, two_teams["h1"], plain_zip(**{"截图.png": PNG}), "截图.zip", "application/zip"
+    )
+    assert fine.status_code == 201, fine.text
+    assert fine.json()["content_type"] == "application/zip"
+
+
+def test_an_uploaded_eml_is_screened_part_by_part(
+    client: TestClient, two_teams: dict[str, Any], settings: Any
+) -> None:
+    from email import message_from_bytes
+
+    from tests.test_email_attachments import SEED, phishing_mail
+
+    raw = phishing_mail().as_bytes()
+    r = upload(client, two_teams["h1"], raw, "可疑.eml", "message/rfc822")
+    assert r.status_code == 201, r.text
+    kept = client.get(r.json()["url"], headers=two_teams["h1"]).content
+    texts = [
+        part.get_payload(decode=True).decode()
+        for part in message_from_bytes(kept).walk()
+        if part.get_content_maintype() == "text"
+    ]
+    assert any("[已屏蔽：助记词]" in t for t in texts)
+    assert all(SEED not in t for t in texts)
+    for path in settings.files_dir.rglob("*"):
+        if path.is_file():
+            for part in message_from_bytes(path.read_bytes()).walk():
+                payload = part.get_payload(decode=True)
+                assert not isinstance(payload, bytes) or SEED.encode() not in payload

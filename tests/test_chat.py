@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ from kefu.models import Contact, Message, Rating, Team, Ticket
 from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server
 from tests.conftest import DB_BACKENDS, PUBSUB_BACKENDS, REDIS_URL
 from tests.factories import PASSWORD, make_agent, make_team, make_token
+from tests.secret_evidence import assert_kept_nowhere, gather
+
+PRIVKEY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 # -- the rules, pure ---------------------------------------------------------------------
 
@@ -413,9 +417,15 @@ def test_leaving_a_message_when_nobody_is_online(server: LiveServer) -> None:
         assert first is not None and first.body == "转人工，我要投诉"
 
 
-def test_secrets_typed_into_chat_are_masked_before_storage(server: LiveServer) -> None:
+def test_secrets_typed_into_chat_are_masked_before_storage(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chat door: nothing of a seed phrase, key, password or code in the database,
+    the search index, the file store or the logs (tests/secret_evidence.py)."""
+    caplog.set_level(logging.DEBUG)
     seed(server)
     seed_phrase = Mnemonic("english").to_mnemonic(bytes(range(16)))
+    secrets = [seed_phrase, PRIVKEY, "Hunter2024!", "482913"]
 
     async def scenario() -> None:
         c = await Client.connect(server.ws_url, token=contact_token("20000005"))
@@ -428,10 +438,15 @@ def test_secrets_typed_into_chat_are_masked_before_storage(server: LiveServer) -
         assert seed_phrase not in echoed["body"]
         warning = await c.expect(type="message", kind="dlp_warning")
         assert "官方客服绝不会索要" in warning["body"]
+        others = f"私钥 {PRIVKEY} 登录密码：Hunter2024! 谷歌验证码 482913"
+        await c.send({"type": "msg", "ticket": number, "text": others, "id": "3"})
+        await c.expect(type="ack", id="3")
 
     run(scenario())
     with server.sessions() as db:
-        assert all(seed_phrase not in m.body for m in db.scalars(select(Message)))
+        evidence = gather(db, files_dir=server.settings.files_dir, caplog=caplog)
+    assert "屏蔽" in evidence.index
+    assert_kept_nowhere(evidence, secrets)
 
 
 def test_bad_input_gets_an_error_frame_and_the_socket_survives(server: LiveServer) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import logging
 import os
 import pwd
 import shutil
@@ -25,12 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kefu.channels.email.inbound import Ingestor
 from kefu.infra.db import make_engine, make_sessionmaker
-from kefu.infra.files import MemoryFileStore
+from kefu.infra.files import LocalFileStore, MemoryFileStore
 from kefu.infra.migrate import upgrade
 from kefu.models import Message, Ticket
 from kefu.settings import Settings
 from kefu.workers.imap import ImapConfig, ImapFetcher, imap_config
 from tests.processes import free_port
+from tests.secret_evidence import assert_kept_nowhere, gather
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -272,25 +274,30 @@ def test_settings_name_the_mailbox() -> None:
 
 
 def test_a_seed_phrase_fetched_over_imap_is_never_stored(
-    dovecot: int, mailbox: imaplib.IMAP4, sessions: sessionmaker[Session], db: Session
+    dovecot: int,
+    mailbox: imaplib.IMAP4,
+    sessions: sessionmaker[Session],
+    db: Session,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The IMAP door masks secrets like every other: nothing of the phrase in the
-    database, and the original mail is not kept."""
+    """The IMAP door masks secrets like every other: nothing of the phrase, a key, a
+    password or a code in the database, the index, the files or the logs, and the
+    original mail is not kept."""
+    caplog.set_level(logging.DEBUG)
     words = "abandon ability able about above absent absorb abstract absurd abuse access accident"
-    mailbox.append(
-        "INBOX",
-        None,
-        None,
-        mail("钱包被盗", f"我的助记词是 {words}，请帮我找回", "e@example.com", "<i6@example.com>"),
-    )
-    files = MemoryFileStore()
+    key = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    body = f"我的助记词是 {words}，请帮我找回。私钥 {key} 登录密码：Hunter2024! 谷歌验证码 482913"
+    mailbox.append("INBOX", None, None, mail("钱包被盗", body, "e@example.com", "<i6@example.com>"))
+    files = LocalFileStore(tmp_path / "files")
     fetcher = ImapFetcher(config(dovecot), Ingestor(sessions, files, 1_000_000))
     conn = fetcher.connect()
     try:
         assert fetcher.fetch_new(conn) == 1
     finally:
         fetcher.close()
-    bodies = " ".join(db.scalars(select(Message.body)).all())
-    assert "abandon ability" not in bodies and "已屏蔽" in bodies
+    evidence = gather(db, files_dir=tmp_path / "files", caplog=caplog)
+    assert "已屏蔽" in evidence.database and "屏蔽" in evidence.index
+    assert_kept_nowhere(evidence, [words, key, "Hunter2024!", "482913"])
     stored = db.scalar(select(Message).where(Message.direction == "in"))
     assert stored is not None and "original_not_kept" in stored.meta["flags"]

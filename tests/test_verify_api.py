@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from mnemonic import Mnemonic
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 from kefu.domain.access import Role
 from kefu.models import VerifyLookup
 from tests.factories import auth, make_agent, make_token
+from tests.secret_evidence import all_text_in_database
 
 
 @pytest.fixture
@@ -74,3 +76,37 @@ def test_verify_is_rate_limited(client: TestClient) -> None:
     codes = [client.get("/api/v1/verify", params={"q": "a.com"}).status_code for _ in range(31)]
     assert codes[:30] == [200] * 30
     assert codes[30] == 429
+
+
+def test_the_verify_page_is_rate_limited_and_says_so_in_chinese(client: TestClient) -> None:
+    pages = [client.get("/verify", params={"q": "a.com"}) for _ in range(31)]
+    assert [p.status_code for p in pages[:30]] == [200] * 30
+    limited = pages[30]
+    assert limited.status_code == 429
+    assert limited.headers["content-type"].startswith("text/html")
+    assert int(limited.headers["retry-after"]) > 0
+    assert "您的网络查询过于频繁，请稍等一分钟再试。" in limited.text
+    # No verdict is shown for a lookup that was not made.
+    assert "data-verdict" not in limited.text
+    assert 'value="a.com"' in limited.text  # what they typed stays in the box
+    # The page and the API share the counter: the API is limited as well now.
+    assert client.get("/api/v1/verify", params={"q": "a.com"}).status_code == 429
+    english = client.get("/verify", params={"q": "a.com"}, headers={"Accept-Language": "en"})
+    assert "Too many checks from your network" in english.text
+
+
+def test_a_seed_phrase_pasted_into_the_check_is_not_kept(client: TestClient, db: Session) -> None:
+    """Customers paste the whole scam message into the check, seed phrase and all: the
+    lookup is still counted, with the secret masked."""
+    seed = Mnemonic("english").to_mnemonic(bytes(range(16)))
+    pasted = f"客服说要验证钱包 t.me/KXExchange_Help 助记词 {seed}"
+    assert client.get("/api/v1/verify", params={"q": pasted}).status_code == 200
+    page = client.get("/verify", params={"q": f"登录密码：Hunter2024! {pasted}"})
+    assert page.status_code == 200
+    queries = list(db.scalars(select(VerifyLookup.query).order_by(VerifyLookup.id)))
+    assert len(queries) == 2
+    assert all("[已屏蔽：助记词]" in q for q in queries)
+    assert "[已屏蔽：密码]" in queries[1]
+    stored = all_text_in_database(db)
+    assert seed not in stored
+    assert "Hunter2024!" not in stored

@@ -1,4 +1,9 @@
-"""Writes on contacts, including the upsert from an exchange-signed identity token."""
+"""Writes on contacts, including the upsert from an exchange-signed identity token.
+
+Every field a person can type (the display name from a web form, a mail's From header,
+an identity token; the anti-phishing code) passes the secret guard first, like message
+text: people paste anything anywhere (docs/security.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kefu import events
+from kefu.actions.guard import screen_inbound
 from kefu.actions.history import record_event
 from kefu.domain.access import Actor
 from kefu.domain.errors import Conflict, ValidationFailed
@@ -44,6 +50,11 @@ def normalize_phone(phone: str) -> str:
     return phone
 
 
+def _clean_name(name: str) -> str:
+    # Screened whole, then cut: a secret cut in half at the limit would pass the guard.
+    return screen_inbound(" ".join(name.split())).text[:200]
+
+
 def _clean(data: ContactData) -> ContactData:
     uid = data.exchange_uid.strip() if data.exchange_uid else None
     if uid is not None and not _UID_RE.match(uid):
@@ -58,7 +69,7 @@ def _clean(data: ContactData) -> ContactData:
         email=normalize_email(data.email) if data.email else None,
         phone=normalize_phone(data.phone) if data.phone else None,
         exchange_uid=uid,
-        name=" ".join(data.name.split())[:200] if data.name else None,
+        name=_clean_name(data.name) if data.name else None,
         locale=locale,
         verification_level=level,
     )
@@ -118,6 +129,9 @@ def do_set_anti_phishing_code(session: Session, actor: Actor, contact: Contact, 
     code = code.strip()
     if not 4 <= len(code) <= 20 or not code.isprintable():
         raise ValidationFailed("anti-phishing code must be 4 to 20 characters", field="code")
+    if screen_inbound(code).secret_kinds:
+        # Masking would leave a code the contact never chose; refusing keeps nothing.
+        raise ValidationFailed("anti-phishing code must not be a password or code", field="code")
     contact.anti_phishing_code = code
     session.flush()
     record_event(

@@ -84,16 +84,27 @@ def _spoof_flags(session: Session, mail: InboundMail, own_domains: Iterable[str]
 
 
 def do_record_bounce(session: Session, mail: InboundMail) -> None:
-    now = utcnow()
-    for address in mail.bounced_recipients[:50]:
-        session.execute(
-            update(Contact).where(Contact.email == address.lower()).values(email_bounced_at=now)
-        )
-    # The bounced reply, if the report names it, shows as failed to the agent.
-    if mail.thread_ids:
+    """A delivery report (RFC 3464): the addresses that failed for good are marked
+    bounced, so kefu sends them no more acknowledgements, and the reply it returns
+    shows as ``bounced`` to the agent."""
+    failed = sorted({a.lower() for a in mail.bounced_recipients[:50]})
+    if not failed:
+        # Only "Action: delayed"/"relayed" blocks: the mail may still arrive.
+        return
+    session.execute(
+        update(Contact)
+        .where(Contact.email.in_(failed))
+        .values(email_bounced_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    # The failed reply is named by the returned message's own Message-ID; the report's
+    # In-Reply-To/References, which few MTAs write, are a fallback. Only mail kefu sent
+    # can bounce: a DSN quoting a customer's Message-ID changes nothing.
+    ids = [*mail.returned_message_ids, *mail.thread_ids][:50]
+    if ids:
         session.execute(
             update(Message)
-            .where(Message.email_message_id.in_(list(mail.thread_ids)[-50:]))
+            .where(Message.email_message_id.in_(ids), Message.direction == "out")
             .values(delivery_status="bounced")
             .execution_options(synchronize_session=False)
         )
@@ -138,7 +149,7 @@ def do_receive_email(
     meta: dict[str, object] = {
         "email": {
             "from": mail.from_address,
-            "from_name": mail.from_name[:200],
+            "from_name": screen_inbound(mail.from_name).text[:200],
             "to": list(mail.to[:20]),
             "subject": screen_inbound(mail.subject[:300]).text,
             "auth": dict(list(mail.auth_results.items())[:10]),
@@ -201,6 +212,7 @@ def _store_attachments(
 ) -> list[int]:
     ids: list[int] = []
     skipped: list[str] = []
+    refused: set[str] = set()
     for att in mail.attachments[:20]:
         try:
             row = do_upload_attachment(
@@ -212,13 +224,19 @@ def _store_attachments(
                 declared_type=att.content_type,
                 max_bytes=max_bytes,
             )
-        except KefuError:
+        except KefuError as exc:
             # Kept out, but the agent is told: an .exe or a 40 MB video is not lost silently.
             skipped.append(att.filename[:100])
+            if exc.params.get("field") == "file" and "reason" in exc.params:
+                # Only the zip check gives a reason: overlapping entries, a bomb … (docs/email.md)
+                refused.add("unsafe_zip_refused")
             continue
         ids.append(row.id)
     if skipped:
         meta["skipped_attachments"] = skipped
+    if refused:
+        flags = meta.get("flags")
+        meta["flags"] = sorted({*(flags if isinstance(flags, list) else []), *refused})
     return ids
 
 

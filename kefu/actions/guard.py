@@ -6,7 +6,9 @@ Policy (docs/security.md):
   such as ``[已屏蔽：助记词]`` before storage and never kept, from any author.
 - The contact is warned in their channel and the ticket gets an event so an agent can
   advise (freeze, reset 2FA). The event says which kinds were found, never the values.
-- PII (id card, bank card, phone, email) is stored, shown masked to agents by default.
+- PII (id card, bank card, phone, email) is stored, shown masked to agents by default
+  (message bodies, ticket subjects, contacts' phones and emails); an agent with the
+  "view sensitive data" permission may reveal it, and every reveal is an audit event.
 - An agent reply that asks for a secret or names an off-platform contact is refused.
 """
 
@@ -21,10 +23,13 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kefu import events
+from kefu.actions.history import record_event
 from kefu.domain import dlp
-from kefu.domain.errors import ValidationFailed
+from kefu.domain.access import Actor
+from kefu.domain.errors import PermissionDenied, ValidationFailed
 from kefu.domain.verify import ChannelKind
-from kefu.models import OfficialChannel
+from kefu.models import OfficialChannel, Ticket
 
 MASKED_WARNING = (
     "系统提示：您的消息中含有助记词、私钥、密码或验证码，已自动屏蔽，未被保存。"
@@ -72,6 +77,46 @@ def display_text(text: str) -> str:
     if not findings:
         return text
     return dlp.mask_for_display(text, findings)
+
+
+def display_phone(phone: str | None) -> str | None:
+    """A contact's phone as an agent sees it by default: 138****8000."""
+    return dlp.mask_pii_value(dlp.FindingKind.PHONE, phone) if phone else phone
+
+
+def display_email(email: str | None) -> str | None:
+    """A contact's email as an agent sees it by default: l***@example.com."""
+    return dlp.mask_pii_value(dlp.FindingKind.EMAIL, email) if email else email
+
+
+def check_can_reveal(actor: Actor) -> None:
+    """Unmasked PII is for agents holding the "view sensitive data" permission."""
+    # Contacts see their own data as written and nobody else's, so never "reveal".
+    if not actor.is_agent:
+        raise PermissionDenied("viewing sensitive data needs the permission")
+    # An admin grants the permission per agent (AgentUpdate.can_view_sensitive).
+    if not actor.can_view_sensitive:
+        raise PermissionDenied("viewing sensitive data needs the permission")
+
+
+def do_record_sensitive_reveal(
+    session: Session,
+    actor: Actor,
+    *,
+    fields: Sequence[str],
+    ticket: Ticket | None = None,
+    contact_ids: Sequence[int] = (),
+) -> None:
+    """Check the permission and audit an agent's look at unmasked ticket or contact
+    fields (who, when, which fields of which rows); message reveals are
+    ``actions.messages.do_record_reveal``. The event holds ids, never the values."""
+    check_can_reveal(actor)
+    data: dict[str, object] = {"fields": list(fields)}
+    if contact_ids:
+        data["contact_ids"] = list(contact_ids)[:500]
+    record_event(
+        session, actor, events.SENSITIVE_REVEALED, ticket=ticket, data=data, is_internal=True
+    )
 
 
 def _official_values(session: Session) -> list[str]:

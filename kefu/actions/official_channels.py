@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kefu import events
+from kefu.actions.guard import screen_inbound
 from kefu.actions.history import record_event
 from kefu.domain.access import Actor
 from kefu.domain.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -60,9 +61,12 @@ def do_remove_official_channel(session: Session, actor: Actor, channel_id: int) 
 
 
 def do_record_verify_lookup(session: Session, query: str, result: VerifyResult) -> None:
+    """Count a lookup for abuse analytics. What the customer pasted is kept (admins see
+    the fakes being checked), but screened first: people paste a whole scam message,
+    seed phrase and all, into the check."""
     session.add(
         VerifyLookup(
-            query=query[:500],
+            query=screen_inbound(query).text[:500],
             kind=result.kind.value if result.kind is not None else None,
             verdict=result.verdict,
             matched=result.matched,

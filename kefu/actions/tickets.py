@@ -14,7 +14,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from kefu import events
-from kefu.actions.guard import screen_inbound
+from kefu.actions.guard import display_text, screen_inbound
 from kefu.actions.history import record_event
 from kefu.actions.messages import NewMessage, do_add_message, next_seq
 from kefu.domain import access
@@ -102,10 +102,11 @@ def _new_number(session: Session) -> str:
 
 
 def ticket_summary(ticket: Ticket) -> dict[str, Any]:
-    """The realtime/webhook view of a ticket: what consoles need to update a row."""
+    """The realtime/webhook view of a ticket: what consoles need to update a row. PII in
+    the subject is masked, as in ``message_public``."""
     return {
         "number": ticket.number,
-        "subject": ticket.subject,
+        "subject": display_text(ticket.subject),
         "kind": ticket.kind,
         "channel": ticket.channel,
         "status": ticket.status,

@@ -38,6 +38,7 @@ __all__ = [
     "OutboundProblem",
     "lint_outbound",
     "mask_for_display",
+    "mask_pii_value",
     "mask_secrets",
     "scan",
 ]
@@ -1184,6 +1185,15 @@ def _mask_pii(kind: FindingKind, value: str) -> str:
     elif value.startswith("+"):
         return "+" + digits[:3] + "*" * max(len(digits) - 7, 1) + digits[-4:]
     return prefix + national[:3] + "****" + national[-4:]
+
+
+def mask_pii_value(kind: FindingKind, value: str) -> str:
+    """A field known to hold PII of ``kind`` (a contact's phone or email), masked as it
+    would be inside a message, without scanning: the field says what it is."""
+    if kind is not FindingKind.EMAIL and len(_digits(value)) < 8:
+        # Too short to keep a head and a tail without showing it all.
+        return "*" * len(value)
+    return _mask_pii(kind, value)
 
 
 def mask_for_display(text: str, findings: Sequence[Finding]) -> str:

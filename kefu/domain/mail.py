@@ -34,6 +34,8 @@ class InboundMail:
     is_auto_submitted: bool = False
     is_bounce: bool = False
     bounced_recipients: tuple[str, ...] = ()
+    # A bounce's returned message: the Message-ID of the mail that failed (RFC 3464).
+    returned_message_ids: tuple[str, ...] = ()
     auth_results: dict[str, str] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
     ticket_number: str | None = None

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from kefu.actions.guard import display_text
+from kefu.actions.guard import display_email, display_phone, display_text
 from kefu.domain.access import Role
 from kefu.domain.helpcenter import ArticleStatus
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
@@ -130,10 +130,14 @@ class TicketPublic(BaseModel):
     solved_at: datetime | None
 
     @classmethod
-    def of(cls, t: Ticket, merged_into: str | None = None) -> TicketPublic:
+    def of(
+        cls, t: Ticket, merged_into: str | None = None, *, mask_pii: bool = False
+    ) -> TicketPublic:
+        """``mask_pii``: the subject with id cards, bank cards, phones and emails partly
+        masked, as in message bodies (the agent view unless an audited reveal)."""
         return cls(
             number=t.number,
-            subject=t.subject,
+            subject=display_text(t.subject) if mask_pii else t.subject,
             kind=t.kind,
             channel=t.channel,
             status=t.status,
@@ -290,13 +294,15 @@ class ContactPublic(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, c: Contact) -> ContactPublic:
+    def of(cls, c: Contact, *, mask_pii: bool = False) -> ContactPublic:
+        """``mask_pii``: phone and email partly masked, PII in the name too (the agent
+        view unless an audited reveal); the contact themself sees it all."""
         return cls(
             id=c.id,
-            email=c.email,
-            phone=c.phone,
+            email=display_email(c.email) if mask_pii else c.email,
+            phone=display_phone(c.phone) if mask_pii else c.phone,
             exchange_uid=c.exchange_uid,
-            name=c.name,
+            name=display_text(c.name) if mask_pii else c.name,
             locale=c.locale,
             verification_level=c.verification_level,
             created_at=c.created_at,

@@ -18,13 +18,26 @@ from kefu.domain.mail import InboundMail, MailAttachment
 from kefu.infra.files import FileStore
 
 
-def holds_secret(parsed: ParsedEmail) -> bool:
-    """Whether any part a person could read holds a seed phrase, key, password or code."""
-    texts = [parsed.subject, parsed.text, html_text(parsed.html or "")]
+def holds_secret(parsed: ParsedEmail, *, depth: int = 0) -> bool:
+    """Whether any part a person could read holds a seed phrase, key, password or code,
+    forwarded mails (``.eml`` attachments) included, whatever their transfer encoding."""
+    texts = [parsed.from_name, parsed.subject, parsed.text, html_text(parsed.html or "")]
+    nested: list[bytes] = []
     for att in parsed.attachments:
+        if att.content_type == "message/rfc822":
+            nested.append(att.data)
         if att.content_type.startswith("text/") or att.content_type == "message/rfc822":
             texts.append(att.data.decode("utf-8", "replace"))
-    return any(screen_inbound(t).secret_kinds for t in texts if t)
+    if any(screen_inbound(t).secret_kinds for t in texts if t):
+        return True
+    # A bounce's returned mail is not in ``text``, and base64 hides a forward's parts
+    # from the raw scan above. The parser's own depth limit bounds this further.
+    return depth < _MAX_NESTED_SCAN and any(
+        holds_secret(parse_email(data), depth=depth + 1) for data in nested[:5]
+    )
+
+
+_MAX_NESTED_SCAN = 3
 
 
 def to_inbound(parsed: ParsedEmail, raw_sha256: str | None) -> InboundMail:
@@ -45,6 +58,7 @@ def to_inbound(parsed: ParsedEmail, raw_sha256: str | None) -> InboundMail:
         is_auto_submitted=parsed.is_auto_submitted,
         is_bounce=parsed.is_bounce,
         bounced_recipients=tuple(parsed.bounced_recipients),
+        returned_message_ids=tuple(parsed.returned_message_ids),
         auth_results=dict(parsed.auth_results),
         flags=tuple(parsed.flags),
         ticket_number=parsed.ticket_number_in_subject,

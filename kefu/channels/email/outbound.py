@@ -4,7 +4,12 @@ Each reply carries the Message-ID minted when it was stored, ``In-Reply-To`` and
 ``References`` to the thread, the ticket number in the subject, text and HTML parts,
 the contact's anti-phishing code at the top and how to verify official channels at the
 bottom. Header values are stripped of CR/LF before use (CVE-2024-6923: the Python here
-would serialise them into the header block). See docs/email.md.
+would serialise them into the header block).
+
+A reply's ``delivery_status`` is written here: ``sent``, ``retrying`` while the relay is
+unreachable or answers 4xx, ``failed`` once it answers 5xx or the last attempt fails,
+``not_sent`` without a relay (``bounced`` comes later, from actions.email). See
+docs/email.md.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from kefu.domain.mail import reply_subject
 from kefu.domain.workdays import reply_due
 from kefu.infra.i18n import translations
 from kefu.infra.jobs import Handler, PermanentJobError
-from kefu.models import Contact, Message, Ticket
+from kefu.models import Contact, Job, Message, Ticket
 from kefu.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -66,6 +71,9 @@ class Outgoing:
     message_id: str
     in_reply_to: str | None
     references: list[str]
+    # RFC 3834 §5: machine-sent mail (the acknowledgement) says so, or the customer's
+    # own auto-responder answers it and the two loop. An agent's reply is not.
+    is_auto_reply: bool = False
 
 
 def _address(settings: Settings) -> Address:
@@ -89,7 +97,7 @@ def build_email(settings: Settings, out: Outgoing) -> EmailMessage:
         msg["In-Reply-To"] = f"<{out.in_reply_to}>"
     if out.references:
         msg["References"] = " ".join(f"<{r}>" for r in out.references[-20:])
-    msg["Auto-Submitted"] = "auto-replied" if out.in_reply_to is None else "no"
+    msg["Auto-Submitted"] = "auto-replied" if out.is_auto_reply else "no"
     msg.set_content(out.text, charset="utf-8")
     if out.html:
         msg.add_alternative(out.html, subtype="html", charset="utf-8")
@@ -172,6 +180,7 @@ def load_ack(session: Session, settings: Settings, ticket_id: int) -> Outgoing |
         message_id=f"ack-{ticket.number}@{settings.mail_domain}",
         in_reply_to=first,
         references=[first] if first else [],
+        is_auto_reply=True,
     )
 
 
@@ -226,27 +235,51 @@ def to_wire(settings: Settings, msg: EmailMessage) -> bytes:
     return dkim_sign(settings, msg.as_bytes(policy=SMTP_POLICY))
 
 
+class RelayRefused(PermanentJobError):
+    """The relay answered 5xx: RFC 5321 §4.2.1 says the same mail will fail again."""
+
+
+def _is_permanent(exc: aiosmtplib.SMTPException) -> bool:
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(r.code >= 500 for r in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500
+
+
 async def send(settings: Settings, msg: EmailMessage) -> None:
     if not settings.smtp_relay_host:
         raise PermanentJobError("no SMTP relay configured (KEFU_SMTP_RELAY_HOST)")
     recipients = [a.addr_spec for a in msg["To"].addresses]
-    await aiosmtplib.send(
-        to_wire(settings, msg),
-        sender=settings.support_address,
-        recipients=recipients,
-        hostname=settings.smtp_relay_host,
-        port=settings.smtp_relay_port,
-        timeout=30,
-        start_tls=False,
-    )
+    try:
+        await aiosmtplib.send(
+            to_wire(settings, msg),
+            sender=settings.support_address,
+            recipients=recipients,
+            hostname=settings.smtp_relay_host,
+            port=settings.smtp_relay_port,
+            timeout=30,
+            start_tls=False,
+        )
+    except aiosmtplib.SMTPException as exc:
+        # 4xx, a dropped connection or a timeout is retried; 5xx is final.
+        if _is_permanent(exc):
+            raise RelayRefused(str(exc)[:500]) from exc
+        raise
 
 
 def make_email_handlers(sessions: sessionmaker[Session], settings: Settings) -> dict[str, Handler]:
-    def set_status(message_id: int, status: str) -> None:
+    def set_status(job_id: int, message_id: int, status: str) -> None:
         with sessions.begin() as session:
             message = session.get(Message, message_id)
-            if message is not None:
-                message.delivery_status = status
+            if message is None:
+                return
+            if status == "retrying":
+                # The attempt was counted when the job was claimed, and finish_job
+                # dead-letters the job on this same condition: the last failed attempt
+                # is final, and the agent must see the reply never went out.
+                job = session.get(Job, job_id)
+                if job is not None and job.attempts >= job.max_attempts:
+                    status = "failed"
+            message.delivery_status = status
 
     async def send_reply(job_id: int, payload: dict[str, Any]) -> None:
         message_id = int(payload["message_id"])
@@ -260,13 +293,16 @@ def make_email_handlers(sessions: sessionmaker[Session], settings: Settings) -> 
             raise PermanentJobError("nothing to send: message, ticket or address gone")
         try:
             await send(settings, build_email(settings, out))
+        except RelayRefused:
+            await asyncio.to_thread(set_status, job_id, message_id, "failed")
+            raise
         except PermanentJobError:
-            await asyncio.to_thread(set_status, message_id, "not_sent")
+            await asyncio.to_thread(set_status, job_id, message_id, "not_sent")
             raise
         except Exception:
-            await asyncio.to_thread(set_status, message_id, "retrying")
+            await asyncio.to_thread(set_status, job_id, message_id, "retrying")
             raise
-        await asyncio.to_thread(set_status, message_id, "sent")
+        await asyncio.to_thread(set_status, job_id, message_id, "sent")
 
     async def send_ack(job_id: int, payload: dict[str, Any]) -> None:
         ticket_id = int(payload["ticket_id"])

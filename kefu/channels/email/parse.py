@@ -118,6 +118,10 @@ class ParsedEmail:
     is_auto_submitted: bool = False
     is_bounce: bool = False
     bounced_recipients: list[str] = field(default_factory=list)
+    # The Message-ID of the mail a bounce returns, read from its ``message/rfc822`` or
+    # ``text/rfc822-headers`` part (RFC 3464 §2; RFC 6522 §3): most MTAs write no
+    # In-Reply-To on a DSN, so this is how a bounce finds the reply that failed.
+    returned_message_ids: list[str] = field(default_factory=list)
     auth_results: dict[str, str] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     ticket_number_in_subject: str | None = None
@@ -1545,6 +1549,7 @@ class _State:
         "is_dsn",
         "max_parts",
         "parts_seen",
+        "returned_ids",
     )
 
     def __init__(self, flags: _Flags, max_parts: int) -> None:
@@ -1555,6 +1560,7 @@ class _State:
         self.hint: tuple[str, ...] = ()
         self.is_dsn = False
         self.bounced: dict[str, None] = {}
+        self.returned_ids: dict[str, None] = {}
 
 
 class _Collector:
@@ -1862,7 +1868,34 @@ def _walk_report(
     for index, child in enumerate(children):
         # RFC 6522: the first part is the human-readable explanation; the rest are the
         # machine-readable report and the returned message (an attachment, not text).
+        if index > 0:
+            with _best_effort(state.flags):
+                _collect_returned_ids(child, state)
         _walk(child, state, collector, as_attachment=index > 0)
+
+
+_RETURNED_MESSAGE_ID_RE: Final = re.compile(r"(?im)^message-id[ \t]*:[ \t]*(.*)$")
+_MAX_RETURNED_IDS: Final = 5
+
+
+def _collect_returned_ids(part: _GuardedMessage, state: _State) -> None:
+    """The Message-ID of the returned message in a report: from its headers when the
+    whole message came back, or from the bare header block (text/rfc822-headers)."""
+    content_type = part.get_content_type()
+    value: str | None = None
+    if content_type in ("message/rfc822", "message/global"):
+        children = part.kefu_children()
+        if children and children[0].kefu_over_limit is None:
+            headers = _Headers(children[0].raw_items(), state.flags, _HEADER_VALUE_CAP)
+            value = headers.first("message-id")
+    elif content_type in ("text/rfc822-headers", "message/global-headers"):
+        block = _decode_payload(part, state)[: _HEADER_VALUE_CAP * 4]
+        text = _FOLD_RE.sub("", block.decode("utf-8", "replace"))
+        match = _RETURNED_MESSAGE_ID_RE.search(text)
+        value = match.group(1) if match else None
+    for message_id in _message_ids(value)[:_MAX_RETURNED_IDS]:
+        if len(state.returned_ids) < _MAX_RETURNED_IDS:
+            state.returned_ids[message_id] = None
 
 
 def _collect_delivery_status(blocks: list[_GuardedMessage], state: _State) -> None:
@@ -2113,6 +2146,7 @@ def _parse(
         is_auto_submitted=is_auto,
         is_bounce=is_bounce,
         bounced_recipients=list(state.bounced),
+        returned_message_ids=list(state.returned_ids) if is_bounce else [],
         auth_results=auth_results,
         flags=flags.as_list(),
         ticket_number_in_subject=f"K{number.group(1)}" if number else None,

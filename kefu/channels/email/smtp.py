@@ -23,6 +23,9 @@ from kefu.infra.ratelimit import MemoryRateLimiter, RateLimiter
 from kefu.models import Inbox
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs every line of DATA at DEBUG (the whole mail, pasted seed phrases and all)
+# and every command with its addresses at INFO; nothing unscreened is logged (issue 6).
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 # A person writes a few mails an hour; a loop or a flood writes hundreds. Over the limit

@@ -1,4 +1,9 @@
-"""/api/v1/contacts (agents) and /api/v1/me (whoever is calling)."""
+"""/api/v1/contacts (agents) and /api/v1/me (whoever is calling).
+
+Agents see contacts' phones and emails partly masked; ``reveal=true`` (with the "view
+sensitive data" permission) shows them and is written to the audit log, as for message
+bodies (docs/security.md). A contact sees their own data as written.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from kefu.actions.contacts import (
     do_set_anti_phishing_code,
     do_update_contact,
 )
+from kefu.actions.guard import do_record_sensitive_reveal
 from kefu.domain.errors import PermissionDenied
 from kefu.models import Contact
 from kefu.queries.people import access_contact_by_id, list_contacts
@@ -29,6 +35,10 @@ from kefu.web.schemas import (
 
 router = APIRouter(tags=["contacts"])
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+RevealQuery = Annotated[
+    bool, Query(description="Show phones and emails in full (needs the permission; audited).")
+]
+CONTACT_PII_FIELDS = ("email", "phone", "name")
 
 
 def _data(body: ContactCreate) -> ContactData:
@@ -45,25 +55,46 @@ def _data(body: ContactCreate) -> ContactData:
 @router.get("/contacts", response_model=ContactList)
 def get_contacts(
     db: ReadDbDep,
+    state: StateDep,
     principal: AgentDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    reveal: RevealQuery = False,
 ) -> ContactList:
     rows = list_contacts(db, principal.actor, q=q, after_id=cursor, limit=limit + 1)
     nxt = str(rows[limit - 1].id) if len(rows) > limit else None
-    return ContactList(items=[ContactPublic.of(c) for c in rows[:limit]], next=nxt)
+    page = rows[:limit]
+    if reveal:
+        with state.transaction() as wdb:
+            do_record_sensitive_reveal(
+                wdb, principal.actor, fields=CONTACT_PII_FIELDS, contact_ids=[c.id for c in page]
+            )
+    return ContactList(items=[ContactPublic.of(c, mask_pii=not reveal) for c in page], next=nxt)
 
 
 @router.post("/contacts", status_code=201, response_model=ContactPublic)
 def create_contact(body: ContactCreate, state: StateDep, principal: AgentDep) -> ContactPublic:
     with state.transaction() as db:
-        return ContactPublic.of(do_create_contact(db, principal.actor, _data(body)))
+        contact = do_create_contact(db, principal.actor, _data(body))
+        return ContactPublic.of(contact, mask_pii=True)
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactPublic)
-def get_contact(contact_id: IdPath, db: ReadDbDep, principal: AgentDep) -> ContactPublic:
-    return ContactPublic.of(access_contact_by_id(db, principal.actor, contact_id))
+def get_contact(
+    contact_id: IdPath,
+    db: ReadDbDep,
+    state: StateDep,
+    principal: AgentDep,
+    reveal: RevealQuery = False,
+) -> ContactPublic:
+    contact = access_contact_by_id(db, principal.actor, contact_id)
+    if reveal:
+        with state.transaction() as wdb:
+            do_record_sensitive_reveal(
+                wdb, principal.actor, fields=CONTACT_PII_FIELDS, contact_ids=[contact.id]
+            )
+    return ContactPublic.of(contact, mask_pii=not reveal)
 
 
 @router.patch("/contacts/{contact_id}", response_model=ContactPublic)
@@ -72,7 +103,8 @@ def update_contact(
 ) -> ContactPublic:
     with state.transaction() as db:
         contact = access_contact_by_id(db, principal.actor, contact_id)
-        return ContactPublic.of(do_update_contact(db, principal.actor, contact, _data(body)))
+        updated = do_update_contact(db, principal.actor, contact, _data(body))
+        return ContactPublic.of(updated, mask_pii=True)
 
 
 @router.get("/me", response_model=MePublic)

@@ -24,8 +24,12 @@ async def verify_page(
         return render(request, "pages/verify/index.html", query="", result=None)
     try:
         result = await check_channel(request, state, query)
-    except RateLimited:
-        return render(
+    except RateLimited as exc:
+        # The same limit as the API (one counter per address), answered as a page that
+        # says so, with the wait a browser or a script can read.
+        page = render(
             request, "pages/verify/index.html", status_code=429, query=query, rate_limited=True
         )
+        page.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return page
     return render(request, "pages/verify/index.html", query=query, result=result)

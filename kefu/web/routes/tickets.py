@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from kefu.actions.contacts import ContactData, do_find_or_create_contact
+from kefu.actions.guard import do_record_sensitive_reveal
 from kefu.actions.messages import NewMessage, do_add_message, do_record_reveal
 from kefu.actions.tickets import (
     NewTicket,
@@ -61,11 +62,12 @@ def _fields(body: TicketCreate | TicketUpdate) -> ExchangeFields:
     )
 
 
-def _public(db: Session, ticket: Ticket) -> TicketPublic:
+def _public(db: Session, ticket: Ticket, actor: Actor, *, reveal: bool = False) -> TicketPublic:
     merged_into = None
     if ticket.merged_into_id is not None:
         merged_into = db.scalar(select(Ticket.number).where(Ticket.id == ticket.merged_into_id))
-    return TicketPublic.of(ticket, merged_into)
+    # Agents see PII in the subject masked, as in message bodies (docs/security.md).
+    return TicketPublic.of(ticket, merged_into, mask_pii=actor.is_agent and not reveal)
 
 
 def _resolve_contact(db: Session, actor: Actor, body: TicketCreate) -> int | None:
@@ -117,7 +119,7 @@ def create_ticket(
                 first_message=first,
             ),
         )
-        return _public(db, ticket)
+        return _public(db, ticket, actor)
 
     with state.transaction() as db:
         return run_idempotent(request, db, principal.key, body, 201, lambda: run(db))
@@ -196,12 +198,25 @@ def get_tickets(
         limit=limit,
         cursor=cursor,
     )
-    return TicketList(items=[TicketPublic.of(t) for t in page.items], next=page.next)
+    mask = principal.actor.is_agent
+    return TicketList(items=[TicketPublic.of(t, mask_pii=mask) for t in page.items], next=page.next)
 
 
 @router.get("/{number}", response_model=TicketPublic)
-def get_ticket(number: NumberPath, db: ReadDbDep, principal: PrincipalDep) -> TicketPublic:
-    return _public(db, access_ticket_by_number(db, principal.actor, number))
+def get_ticket(
+    number: NumberPath,
+    db: ReadDbDep,
+    principal: PrincipalDep,
+    state: StateDep,
+    reveal: Annotated[
+        bool, Query(description="Agents: the subject unmasked (needs the permission; audited).")
+    ] = False,
+) -> TicketPublic:
+    ticket = access_ticket_by_number(db, principal.actor, number)
+    if reveal:
+        with state.transaction() as wdb:
+            do_record_sensitive_reveal(wdb, principal.actor, fields=["subject"], ticket=ticket)
+    return _public(db, ticket, principal.actor, reveal=reveal)
 
 
 @router.patch("/{number}", response_model=TicketPublic)
@@ -235,7 +250,7 @@ def update_ticket(
             do_tag(db, actor, ticket, add=body.add_tags, remove=body.remove_tags)
         if body.status is not None:
             do_change_status(db, actor, ticket, body.status)
-        return _public(db, ticket)
+        return _public(db, ticket, actor)
 
 
 @router.post("/{number}/merge", response_model=TicketPublic)
@@ -245,7 +260,7 @@ def merge_ticket(
     with state.transaction() as db:
         source = access_ticket_by_number(db, principal.actor, number)
         target = access_ticket_by_number(db, principal.actor, body.into)
-        return _public(db, do_merge_tickets(db, principal.actor, source, target))
+        return _public(db, do_merge_tickets(db, principal.actor, source, target), principal.actor)
 
 
 @router.get("/{number}/messages", response_model=MessageList)
