@@ -131,6 +131,25 @@ def test_job_of_a_dead_worker_is_reclaimed_after_its_lease(db: Session) -> None:
     assert job.status is JobStatus.DONE
 
 
+def test_a_job_that_kills_its_worker_every_time_is_dead_lettered(db: Session) -> None:
+    do_enqueue_job(db, "crashes", {}, max_attempts=2)
+    db.flush()
+    for attempt in (1, 2):
+        claimed = claim_jobs(db, owner=f"worker-{attempt}")
+        assert [c.attempts for c in claimed] == [attempt]
+        # The process dies mid-job; the lease runs out.
+        job = db.get(Job, claimed[0].id)
+        assert job is not None
+        job.locked_until = utcnow() - timedelta(seconds=1)
+        db.flush()
+    # The last attempt died too: no third run, the job is dead and says why.
+    assert claim_jobs(db, owner="worker-3") == []
+    db.refresh(job)
+    assert job.status is JobStatus.DEAD
+    assert job.locked_until is None
+    assert "stopped before finishing, 2 times" in (job.last_error or "")
+
+
 def test_jobs_roll_back_with_the_change(sessions: sessionmaker[Session]) -> None:
     with sessions() as s:
         do_enqueue_job(s, "x", {})

@@ -69,6 +69,13 @@ def claim_jobs(
     jobs = list(session.scalars(stmt).all())
     claimed = []
     for job in jobs:
+        if job.status is JobStatus.RUNNING and job.attempts >= job.max_attempts:
+            # Its last attempt's lease ran out: the worker died running it, every time
+            # (a job that crashes its process). Dead-lettered, not claimed forever.
+            job.status = JobStatus.DEAD
+            job.locked_until = None
+            job.last_error = f"the worker running it stopped before finishing, {job.attempts} times"
+            continue
         job.status = JobStatus.RUNNING
         job.locked_until = now + timedelta(seconds=lease_seconds)
         job.locked_by = owner
