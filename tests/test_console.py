@@ -14,30 +14,36 @@ from typing import Any
 import pyotp
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from kefu.actions.agents import do_enroll_totp, do_update_agent
 from kefu.actions.articles import ArticleData, do_save_article
+from kefu.actions.calls import CallLog, do_log_call
+from kefu.actions.chat import ChatStart, do_request_human, do_start_chat
 from kefu.actions.macros import do_save_macro
 from kefu.actions.messages import NewMessage, do_add_message
-from kefu.actions.tickets import do_tag
+from kefu.actions.tickets import do_change_status, do_tag
 from kefu.channels.email.inbound import Ingestor
 from kefu.domain.access import SYSTEM, Role
-from kefu.domain.errors import ValidationFailed
+from kefu.domain.calls import CallDirection, CallOutcome
+from kefu.domain.chat import ChatTopic
+from kefu.domain.errors import PermissionDenied, ValidationFailed
 from kefu.domain.helpcenter import ArticleStatus
 from kefu.domain.macros import render_macro, unknown_variables
 from kefu.domain.tickets import Channel, Priority, TicketStatus
-from kefu.models import Event, Job, Message, Ticket
+from kefu.models import ApiToken, Event, Job, Message, Ticket
 from tests.factories import (
     PASSWORD,
+    auth,
     contact_actor,
     make_agent,
     make_contact,
     make_team,
     make_ticket,
+    make_token,
 )
 
 # A 1×1 PNG, as a browser would drop it on the composer.
@@ -971,3 +977,350 @@ def test_agents_see_the_desk_but_cannot_change_it(
         (f"/agent/admin/agents/{world['other'].id}", {"is_active": "false"}),
     ):
         assert client.post(path, data=data, headers=headers).status_code == 403, path
+
+
+# -- PII in subjects -------------------------------------------------------------------
+
+CARD = "6222021234567890128"
+CARD_MASKED = "6222 **** **** 0128"
+
+
+def test_subjects_are_masked_like_message_bodies(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    """A subject is customer text too: the inbox, the ticket page (title, heading, the
+    contact's other tickets) and the chat queue show its PII masked; the ticket page's
+    audited reveal shows it whole."""
+    card = make_ticket(
+        db,
+        subject=f"银行卡{CARD}被冻结",
+        team=world["general"],
+        assignee=world["me"],
+        contact=world["contact"],
+    )
+    chat = do_start_chat(
+        db,
+        contact_actor(world["contact"]),
+        ChatStart(topic=ChatTopic.OTHER, text=f"卡号{CARD}收不到退款"),
+    )
+    do_request_human(db, contact_actor(world["contact"]), chat)
+    db.commit()
+    console_login(client, world["me"].email)
+
+    inbox = client.get("/agent/inbox/all")
+    assert inbox.status_code == 200
+    assert CARD not in inbox.text
+    assert f"银行卡{CARD_MASKED}被冻结" in rows_of(inbox.text)
+    fragment = client.get("/agent/inbox/mine", headers={"HX-Request": "true"})
+    assert CARD not in fragment.text and CARD_MASKED in fragment.text
+
+    page = client.get(f"/agent/tickets/{card.number}")
+    assert page.status_code == 200 and CARD not in page.text
+    assert f"<title>#{card.number} 银行卡{CARD_MASKED}被冻结" in page.text
+    assert re.search(rf'<h1 id="ticket-title">银行卡{re.escape(CARD_MASKED)}被冻结</h1>', page.text)
+    other = client.get(f"/agent/tickets/{world['mine']}")  # the same contact's ticket
+    assert CARD not in other.text and f"银行卡{CARD_MASKED}被冻结" in other.text
+
+    chats = client.get("/agent/chats")
+    assert chat.number in chats.text and CARD not in chats.text and CARD_MASKED in chats.text
+
+    # The reveal (with the permission) shows the subject too, and says so in the audit.
+    do_update_agent(db, SYSTEM, world["me"], can_view_sensitive=True)
+    db.commit()
+    client.app.state.kefu.principals.clear()  # type: ignore[attr-defined]
+    assert CARD not in client.get(f"/agent/tickets/{card.number}").text  # masked by default
+    revealed = client.get(f"/agent/tickets/{card.number}?reveal=1")
+    assert revealed.status_code == 200
+    assert f'<h1 id="ticket-title">银行卡{CARD}被冻结</h1>' in revealed.text
+    audit = db.scalars(
+        select(Event).where(Event.kind == "sensitive.revealed", Event.ticket_id == card.id)
+    ).all()
+    assert {tuple(e.data.get("fields", ())) for e in audit} >= {
+        ("subject", "contact.name", "contact.email", "contact.phone")
+    }
+    assert any(e.data.get("contact_ids") == [world["contact"].id] for e in audit)
+    assert all(e.actor_id == world["me"].id for e in audit)
+
+
+# -- calls -----------------------------------------------------------------------------
+
+
+def test_agents_log_calls_on_the_timeline(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    url = f"/agent/tickets/{world['mine']}/calls"
+    page = client.get(f"/agent/tickets/{world['mine']}")
+    assert 'id="call-form"' in page.text and "记录通话" in page.text
+    assert 'placeholder="138****8000"' in page.text  # the contact's phone, masked
+    called = client.post(
+        url,
+        data={
+            "direction": "outbound",
+            "phone": "139 1234 5678",
+            "duration": "9:26",
+            "outcome": "answered",
+            "summary": "已回拨：用户确认提币是本人操作，建议开启地址白名单。",
+            "client_msg_id": "call-1",
+        },
+        headers=headers,
+    )
+    assert called.status_code == 200, called.text
+    assert called.headers["HX-Trigger"] == "ticket-changed"
+    call_item = called.text.split('class="msg note author-agent call"', 1)[1].split("</li>", 1)[0]
+    assert "去电" in call_item and "已接通" in call_item and "通话 9:26" in call_item
+    assert "139****5678" in call_item and "13912345678" not in called.text
+    assert "已回拨：用户确认提币是本人操作" in call_item and "内部备注" in call_item
+    again = client.post(
+        url,
+        data={
+            "direction": "outbound",
+            "outcome": "answered",
+            "summary": "x",
+            "client_msg_id": "call-1",
+        },
+        headers=headers,
+    )
+    assert again.status_code == 200
+    # Missed, with nothing typed for the number: the contact's phone; secrets masked.
+    words = "abandon ability able about above absent absorb abstract absurd abuse access accident"
+    missed = client.post(
+        url,
+        data={"direction": "inbound", "outcome": "no_answer", "summary": f"用户念了：{words}"},
+        headers=headers,
+    )
+    assert missed.status_code == 200
+    assert "来电" in missed.text and "未接通" in missed.text and "138****8000" in missed.text
+
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["mine"]))
+    assert ticket is not None
+    calls = db.scalars(
+        select(Message).where(Message.ticket_id == ticket.id, Message.channel == Channel.PHONE)
+    ).all()
+    assert len(calls) == 2  # the resend was stored once
+    first, second = sorted(calls, key=lambda m: m.seq)
+    assert first.is_internal and second.is_internal  # a summary is for agents
+    assert first.meta == {
+        "kind": "call",
+        "call": {
+            "direction": "outbound",
+            "outcome": "answered",
+            "duration_seconds": 566,
+            "phone": "13912345678",
+        },
+    }
+    assert second.meta["call"]["phone"] == "13800138000"
+    assert second.meta["call"]["duration_seconds"] == 0
+    assert "abandon ability" not in second.body
+
+    # Through the API the call is an internal phone message (the contact never gets it).
+    token = make_token(db, world["me"])
+    db.commit()
+    api = client.get(f"/api/v1/tickets/{world['mine']}/messages", headers=auth(token))
+    phone = [m for m in api.json()["items"] if m["channel"] == "phone"]
+    assert [m["is_internal"] for m in phone] == [True, True]
+    assert "13912345678" not in api.text
+
+    # A reveal shows the number whole.
+    do_update_agent(db, SYSTEM, world["me"], can_view_sensitive=True)
+    db.commit()
+    client.app.state.kefu.principals.clear()  # type: ignore[attr-defined]
+    assert "13912345678" in client.get(f"/agent/tickets/{world['mine']}?reveal=1").text
+
+
+def test_a_call_log_refuses_nonsense(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    headers = console_login(client, world["me"].email)
+    url = f"/agent/tickets/{world['mine']}/calls"
+    good = {"direction": "inbound", "outcome": "answered", "summary": "用户咨询提币"}
+    for bad in (
+        {"duration": "abc"},
+        {"duration": "25:00:00"},
+        {"duration": "-5"},
+        {"direction": "sideways"},
+        {"outcome": "maybe"},
+        {"summary": "   "},
+        {"phone": "12"},
+        {"phone": "电话"},
+        {"summary": "字" * 100_001},
+    ):
+        r = client.post(url, data=good | bad, headers=headers)
+        assert r.status_code == 422, (bad, r.status_code)
+        assert 'role="alert"' in r.text
+    assert (
+        client.post(
+            f"/agent/tickets/{world['theirs']}/calls", data=good, headers=headers
+        ).status_code
+        == 404
+    )
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["mine"]))
+    assert ticket is not None
+    assert not db.scalars(
+        select(Message).where(Message.ticket_id == ticket.id, Message.channel == Channel.PHONE)
+    ).all()
+    with pytest.raises(PermissionDenied):
+        do_log_call(
+            db,
+            contact_actor(world["contact"]),
+            ticket,
+            CallLog(direction=CallDirection.INBOUND, outcome=CallOutcome.ANSWERED, summary="x"),
+        )
+    # A closed ticket takes no more calls, like any message.
+    do_change_status(db, SYSTEM, ticket, TicketStatus.SOLVED)
+    do_change_status(db, SYSTEM, ticket, TicketStatus.CLOSED)
+    db.commit()
+    assert 'id="call-form"' not in client.get(f"/agent/tickets/{world['mine']}").text
+    assert client.post(url, data=good, headers=headers).status_code == 409
+
+
+# -- tags and tokens for admins ----------------------------------------------------------
+
+
+def _admin_login(client: TestClient, db: Session) -> tuple[Any, dict[str, str]]:
+    admin = make_agent(db, role=Role.ADMIN, password=PASSWORD)
+    secret = pyotp.parse_uri(do_enroll_totp(db, SYSTEM, admin)).secret
+    db.commit()
+    return admin, console_login(client, admin.email, pyotp.TOTP(secret).now())
+
+
+def _tags_of(db: Session, number: str) -> list[str]:
+    db.expire_all()
+    ticket = db.scalar(select(Ticket).where(Ticket.number == number))
+    assert ticket is not None
+    return ticket.tags
+
+
+def test_admins_rename_and_delete_tags(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    for number, tags in (
+        (world["mine"], ["提币延迟", "提现"]),
+        (world["loose"], ["提币延迟"]),
+        (world["urgent"], ["提现", "vip"]),
+    ):
+        ticket = db.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        do_tag(db, SYSTEM, ticket, add=tags)
+    supervisor = make_agent(db, role=Role.SUPERVISOR, password=PASSWORD)
+    db.commit()
+    admin, headers = _admin_login(client, db)
+    page = client.get("/agent/admin/agents").text
+    assert 'id="tags-admin"' in page and 'data-tag="提币延迟"' in page
+
+    tagged = select(func.count()).select_from(Event).where(Event.kind == "ticket.tagged")
+    before = db.scalar(tagged) or 0
+    renamed = client.post(
+        "/agent/admin/tags/rename",
+        data={"tag": "提币延迟", "new_name": "  提现 "},  # into a tag in use: they merge
+        headers=headers,
+        follow_redirects=False,
+    )
+    assert renamed.status_code == 303, renamed.text
+    assert _tags_of(db, world["mine"]) == ["提现"]
+    assert _tags_of(db, world["loose"]) == ["提现"]
+    assert _tags_of(db, world["urgent"]) == ["vip", "提现"]
+    events = db.scalars(
+        select(Event).where(Event.kind == "ticket.tagged").order_by(Event.id).offset(before)
+    ).all()
+    assert [(e.actor_id, e.data["added"], e.data["removed"]) for e in events] == [
+        (admin.id, [], ["提币延迟"]),
+        (admin.id, ["提现"], ["提币延迟"]),
+    ]
+    timeline = client.get(f"/agent/tickets/{world['loose']}").text
+    assert "+提现" in timeline and "−提币延迟" in timeline
+
+    client.post(
+        "/agent/admin/tags/rename", data={"tag": "vip", "new_name": "VIP 客户"}, headers=headers
+    )
+    assert _tags_of(db, world["urgent"]) == ["vip 客户", "提现"]
+    deleted = client.post(
+        "/agent/admin/tags/delete", data={"tag": "提现"}, headers=headers, follow_redirects=False
+    )
+    assert deleted.status_code == 303
+    assert [_tags_of(db, world[k]) for k in ("mine", "loose", "urgent")] == [[], [], ["vip 客户"]]
+    assert "提现" not in client.get("/agent/admin/agents").text.split("使用中的标签")[1]
+    assert db.scalar(tagged) == before + 6  # 2 + 1 renamed, 3 deleted
+    for bad in ({"tag": "   ", "new_name": "x"}, {"tag": "vip 客户", "new_name": "字" * 65}):
+        refused = client.post("/agent/admin/tags/rename", data=bad, headers=headers)
+        assert refused.status_code == 422 and 'role="alert"' in refused.text
+
+    # Supervisors and agents see the tags, not the controls, and are refused.
+    client.post("/agent/logout", headers=headers)
+    for who in (supervisor, world["me"]):
+        other = console_login(client, who.email)
+        assert 'id="tags-admin"' not in client.get("/agent/admin/agents").text
+        for path, data in (
+            ("/agent/admin/tags/rename", {"tag": "vip 客户", "new_name": "x"}),
+            ("/agent/admin/tags/delete", {"tag": "vip 客户"}),
+        ):
+            assert client.post(path, data=data, headers=other).status_code == 403, (who, path)
+        client.post("/agent/logout", headers=other)
+    assert _tags_of(db, world["urgent"]) == ["vip 客户"]
+
+
+def test_admins_see_and_revoke_every_agents_api_token(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    mine = make_token(db, world["me"])
+    theirs = make_token(db, world["other"], scopes=["read"])
+    db.commit()
+    admin, headers = _admin_login(client, db)
+    page = client.get("/agent/admin/agents").text
+    tokens = page.split('id="tokens-admin"', 1)[1].split("</table>", 1)[0]
+    for agent, raw in ((world["me"], mine), (world["other"], theirs)):
+        assert agent.name in tokens and agent.email in tokens
+        assert raw[:11] in tokens and raw not in page  # the prefix, never the secret
+    stored = db.scalars(select(ApiToken).order_by(ApiToken.id)).all()
+    assert all(t.token_hash not in page for t in stored)
+    theirs_id = next(t.id for t in stored if t.agent_id == world["other"].id)
+
+    # An agent sees no one else's tokens and cannot revoke them, here or on their page.
+    client.post("/agent/logout", headers=headers)
+    agent_headers = console_login(client, world["me"].email)
+    assert 'id="tokens-admin"' not in client.get("/agent/admin/agents").text
+    assert (
+        client.post(f"/agent/admin/tokens/{theirs_id}/revoke", headers=agent_headers).status_code
+        == 403
+    )
+    assert (
+        client.post(f"/agent/account/tokens/{theirs_id}/revoke", headers=agent_headers).status_code
+        == 404
+    )
+    assert client.get("/api/v1/tickets", headers=auth(theirs)).status_code == 200
+    client.post("/agent/logout", headers=agent_headers)
+
+    headers = console_login(client, admin.email, pyotp.TOTP(admin.totp_secret).now())
+    revoked = client.post(
+        f"/agent/admin/tokens/{theirs_id}/revoke", headers=headers, follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert client.get("/api/v1/tickets", headers=auth(theirs)).status_code == 401
+    assert client.get("/api/v1/tickets", headers=auth(mine)).status_code == 200
+    audit = db.scalars(select(Event).where(Event.kind == "token.revoked")).one()
+    assert audit.actor_id == admin.id
+    assert audit.data == {"token_id": theirs_id, "agent_id": world["other"].id}
+    row = client.get("/agent/admin/agents").text.split(f'data-token="{theirs_id}"', 1)[1]
+    assert "已吊销" in row.split("</tr>", 1)[0]
+    assert client.post("/agent/admin/tokens/99999999/revoke", headers=headers).status_code == 404
+    assert client.post("/agent/admin/tokens/0/revoke", headers=headers).status_code == 422
+
+
+def test_the_desk_page_costs_the_same_queries_with_many_tokens_and_tags(
+    client: TestClient, world: dict[str, Any], db: Session, connection: Connection
+) -> None:
+    _admin_login(client, db)
+    client.get("/agent/admin/agents")  # warm the session cache
+    with count_queries(connection) as few:
+        client.get("/agent/admin/agents")
+    for i in range(12):
+        agent = make_agent(db, teams=[world["general"]])
+        make_token(db, agent)
+        make_token(db, agent, scopes=["read"])
+        make_ticket(db, subject=f"工单{i}", team=world["general"], tags=[f"标签{i}", "共用"])
+    db.commit()
+    with count_queries(connection) as many:
+        page = client.get("/agent/admin/agents")
+    rows = page.text.split('id="tokens-admin"', 1)[1].split("</table>", 1)[0]
+    assert rows.count("data-token=") == 24
+    assert len(many) == len(few), many

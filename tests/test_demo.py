@@ -45,6 +45,15 @@ def test_seed_loads_with_consistent_rules(db: Session) -> None:
     for a in english:
         assert a.translation_group is not None
         assert article_translations(db, a).keys() == {"zh-CN"}
+    # Phone tickets carry the calls agents logged (the console's timeline shows them).
+    calls = [m for m in db.scalars(select(Message)).all() if (m.meta or {}).get("kind") == "call"]
+    assert {c["call"]["outcome"] for c in (m.meta for m in calls)} >= {"answered", "no_answer"}
+    for m in calls:
+        ticket = db.get(Ticket, m.ticket_id)
+        assert ticket is not None and ticket.channel.value == "phone"
+        assert m.channel.value == "phone" and m.is_internal and m.author_type.value == "agent"
+        contact = db.get(Contact, ticket.contact_id)
+        assert contact is not None and m.meta["call"]["phone"] == contact.phone
 
 
 def test_kefu_demo_runs_once_and_keeps_data(tmp_path: Path) -> None:

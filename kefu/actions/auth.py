@@ -221,7 +221,13 @@ def do_revoke_api_token(session: Session, actor: Actor, token_id: int) -> None:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.flush()
-        record_event(session, actor, events.TOKEN_REVOKED, data={"token_id": token.id})
+        # Whose token it was: an admin may revoke anyone's, and the audit says whose.
+        record_event(
+            session,
+            actor,
+            events.TOKEN_REVOKED,
+            data={"token_id": token.id, "agent_id": token.agent_id},
+        )
 
 
 # Last-used stamps are written at most this often: a write on every request would

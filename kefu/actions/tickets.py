@@ -396,3 +396,51 @@ def get_ticket_for_update(session: Session, ticket_id: int) -> Ticket:
     if ticket is None:
         raise NotFound("ticket not found")
     return ticket
+
+
+# -- tags across the desk (the admin page's 标签) ---------------------------------------
+
+
+def _one_tag(raw: str) -> str:
+    tags = normalize_tags([raw])
+    if not tags:
+        raise ValidationFailed("tag is required", field="tag")
+    return tags[0]
+
+
+def _tickets_tagged(session: Session, tag: str) -> list[Ticket]:
+    # Admins only (checked by the callers): every ticket, whoever may see it.
+    stmt = (
+        select(Ticket)
+        .where(Ticket.id.in_(select(TicketTag.ticket_id).where(TicketTag.tag == tag)))
+        .order_by(Ticket.id)
+    )
+    return list(session.scalars(stmt).all())
+
+
+def do_rename_tag(session: Session, actor: Actor, tag: str, new_name: str) -> int:
+    """Rename ``tag`` on every ticket; a ticket that has ``new_name`` already just loses
+    the old one, so renaming into a tag in use merges the two. Each ticket's history
+    records the change (``ticket.tagged``). Returns how many tickets changed."""
+    # A tag is the whole desk's vocabulary (filters, saved views, reports): admins only.
+    if not access.can_administer(actor):
+        raise PermissionDenied("only admins rename or delete tags")
+    old, new = _one_tag(tag), _one_tag(new_name)
+    if old == new:
+        return 0
+    tickets = _tickets_tagged(session, old)
+    for ticket in tickets:
+        do_tag(session, actor, ticket, add=[new], remove=[old])
+    return len(tickets)
+
+
+def do_delete_tag(session: Session, actor: Actor, tag: str) -> int:
+    """Take ``tag`` off every ticket, each with its history event. Returns how many."""
+    # As for renaming: the vocabulary is the admins'.
+    if not access.can_administer(actor):
+        raise PermissionDenied("only admins rename or delete tags")
+    old = _one_tag(tag)
+    tickets = _tickets_tagged(session, old)
+    for ticket in tickets:
+        do_tag(session, actor, ticket, remove=[old])
+    return len(tickets)

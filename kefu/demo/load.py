@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from kefu.actions.agents import do_create_agent, do_create_team
 from kefu.actions.articles import ImportResult, do_import_articles
 from kefu.actions.auth import agent_actor
+from kefu.actions.calls import CallLog, do_log_call
 from kefu.actions.contacts import ContactData, do_create_contact
 from kefu.actions.inboxes import do_create_inbox
 from kefu.actions.macros import do_save_macro
@@ -25,6 +26,7 @@ from kefu.actions.official_channels import do_add_official_channel
 from kefu.actions.tickets import NewTicket, do_assign, do_change_status, do_create_ticket
 from kefu.channels.kb import read_kb
 from kefu.domain.access import SYSTEM, Actor, ActorKind, Role
+from kefu.domain.calls import CallDirection, CallOutcome
 from kefu.domain.clock import utcnow
 from kefu.domain.exchange_fields import ExchangeFields
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus, can_transition
@@ -172,14 +174,33 @@ def _load_ticket(
             actor = agent_actor(agents[author])
         else:
             actor = SYSTEM
-        message = do_add_message(
-            session,
-            actor,
-            ticket,
-            NewMessage(
-                body=m["body"], channel=ticket.channel, is_internal=bool(m.get("is_internal"))
-            ),
-        )
+        if "call" in m:
+            # A phone call an agent logged (direction, outcome, duration; the number is
+            # the contact's), through the same action as the console's form.
+            call = m["call"]
+            message = do_log_call(
+                session,
+                actor,
+                ticket,
+                CallLog(
+                    direction=CallDirection(call["direction"]),
+                    outcome=CallOutcome(call["outcome"]),
+                    duration_seconds=int(call.get("duration_seconds", 0)),
+                    phone=call.get("phone"),
+                    summary=m["body"],
+                ),
+            )
+        else:
+            message = do_add_message(
+                session,
+                actor,
+                ticket,
+                NewMessage(
+                    body=m["body"],
+                    channel=ticket.channel,
+                    is_internal=bool(m.get("is_internal")),
+                ),
+            )
         # Demo-only: spread the conversation over time so lists and SLAs look lived-in.
         message.created_at = opened + timedelta(minutes=int(m.get("minutes_after", 0)))
     if assignee is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import or_, select
@@ -109,6 +110,30 @@ def list_api_tokens(session: Session, agent_id: int) -> list[ApiToken]:
             select(ApiToken).where(ApiToken.agent_id == agent_id).order_by(ApiToken.id)
         ).all()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """A token as the admin page lists it: the row and whose it is (never the secret,
+    which is not stored; the prefix tells tokens apart)."""
+
+    token: ApiToken
+    owner_name: str
+    owner_email: str
+
+
+def list_all_api_tokens(session: Session, actor: Actor, limit: int = 500) -> list[TokenRow]:
+    """Every agent's tokens, the owner's in the same query; for admins only."""
+    # Tokens act as their owner: who holds which is the admins' business alone.
+    if not actor.is_admin:
+        raise PermissionDenied("admins only")
+    rows = session.execute(
+        select(ApiToken, Agent.name, Agent.email)
+        .join(Agent, Agent.id == ApiToken.agent_id)
+        .order_by(ApiToken.revoked_at.is_not(None), Agent.name, ApiToken.id)
+        .limit(limit)
+    ).all()
+    return [TokenRow(token=t, owner_name=name, owner_email=email) for t, name, email in rows]
 
 
 def list_webhooks(session: Session) -> list[Webhook]:

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kefu.actions.auth import do_logout
+from kefu.actions.guard import display_text
 from kefu.actions.saved_views import do_delete_view, do_save_view
 from kefu.actions.tickets import do_assign, do_change_status, do_merge_tickets, do_tag
 from kefu.domain.errors import NotAuthenticated, RateLimited, ValidationFailed
@@ -228,7 +229,10 @@ def inbox(
     if number and len(rows) == 1 and rows[0].ticket.number == number and not is_htmx(request):
         # A ticket number typed into the search box: straight to the ticket.
         return RedirectResponse(f"/agent/tickets/{number}", status_code=303)
+    # Subjects and names are shown with PII masked, as the API shows them to agents;
+    # the audited reveal is on the ticket page.
     context = console_context(principal) | data | {"view": view, "picked": picked}
+    context["show"] = display_text
     if is_htmx(request):
         return render(request, "partials/console/inbox_rows.html", **context)
     return render(request, "pages/console/inbox.html", **context)
@@ -348,6 +352,7 @@ def chats(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
             "mine": live_chats(session, actor),
             "queued": waiting_chats(session, actor),
             "names": agent_names(session),
+            "show": display_text,
         }
 
     data = _read(state, read)

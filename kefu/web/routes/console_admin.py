@@ -27,6 +27,7 @@ from kefu.actions.auth import do_create_api_token, do_revoke_api_token
 from kefu.actions.inboxes import do_create_inbox, do_set_inbox_active
 from kefu.actions.macros import check_new_macro_slug, do_delete_macro, do_save_macro
 from kefu.actions.official_channels import do_add_official_channel, do_remove_official_channel
+from kefu.actions.tickets import do_delete_tag, do_rename_tag
 from kefu.domain.access import Role, can_administer, can_manage_macros
 from kefu.domain.clock import utcnow
 from kefu.domain.errors import KefuError, PermissionDenied, ValidationFailed
@@ -41,7 +42,13 @@ from kefu.queries.official_channels import (
     top_impersonations,
     verify_lookup_counts,
 )
-from kefu.queries.people import access_agent_by_id, list_agents, list_api_tokens, list_teams
+from kefu.queries.people import (
+    access_agent_by_id,
+    list_agents,
+    list_all_api_tokens,
+    list_api_tokens,
+    list_teams,
+)
 from kefu.web.deps import AppState, ConsoleDep, Principal, StateDep
 from kefu.web.pages import render
 from kefu.web.routes.console import console_context
@@ -305,6 +312,7 @@ def _agents(
     form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
+    admin = can_administer(principal.actor)
     with state.read_sessions() as session:
         return render(
             request,
@@ -316,11 +324,14 @@ def _agents(
             open_by_team=open_counts_by_team(session),
             inboxes=list_inboxes(session),
             tags=tag_counts(session),
+            # Every agent's tokens are the admins' to see (and revoke); never the secret.
+            all_tokens=list_all_api_tokens(session, principal.actor) if admin else [],
             channels=list(Channel),
             roles=list(Role),
-            can_manage=can_administer(principal.actor),
+            can_manage=admin,
             error=error,
             form=form or {},
+            now=utcnow(),
         )
 
 
@@ -452,3 +463,47 @@ def toggle_inbox(
         {},
         lambda s: do_set_inbox_active(s, principal.actor, inbox_id, active=active),
     )
+
+
+@router.post("/tags/rename", response_class=HTMLResponse)
+def rename_tag(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    tag: Annotated[str, Form(max_length=64)],
+    new_name: Annotated[str, Form(max_length=200)],
+) -> Response:
+    """Rename a tag on every ticket (into a tag in use: the two merge); admins only."""
+    return _admin_write(
+        request,
+        principal,
+        state,
+        {},
+        lambda s: do_rename_tag(s, principal.actor, tag, new_name),
+    )
+
+
+@router.post("/tags/delete", response_class=HTMLResponse)
+def delete_tag(
+    request: Request,
+    principal: ConsoleDep,
+    state: StateDep,
+    tag: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Take a tag off every ticket; admins only."""
+    return _admin_write(
+        request, principal, state, {}, lambda s: do_delete_tag(s, principal.actor, tag)
+    )
+
+
+@router.post("/tokens/{token_id}/revoke")
+def revoke_any_token(
+    token_id: Annotated[int, Path(ge=1, lt=2**31)], principal: ConsoleDep, state: StateDep
+) -> Response:
+    """An admin revokes any agent's token (a leaked script key, someone who left)."""
+    if not can_administer(principal.actor):
+        raise PermissionDenied("admins only")
+    with state.transaction() as session:
+        do_revoke_api_token(session, principal.actor, token_id)
+    state.principals.clear()  # the revoked token stops working here at once
+    return RedirectResponse("/agent/admin/agents#all-tokens", status_code=303)

@@ -14,8 +14,14 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
 
+from kefu.actions.calls import CallLog, do_log_call
 from kefu.actions.chat import do_accept_chat, do_chat_message, do_end_chat
-from kefu.actions.guard import display_text, screen_inbound
+from kefu.actions.guard import (
+    display_phone,
+    display_text,
+    do_record_sensitive_reveal,
+    screen_inbound,
+)
 from kefu.actions.messages import NewMessage, do_add_message, do_record_reveal
 from kefu.actions.tickets import (
     do_assign,
@@ -27,6 +33,7 @@ from kefu.actions.tickets import (
 )
 from kefu.channels.email.parse import parse_email
 from kefu.domain.access import Actor
+from kefu.domain.calls import CallDirection, CallOutcome, format_duration, parse_duration
 from kefu.domain.chat import LIVE_STATES
 from kefu.domain.errors import PermissionDenied, ValidationFailed
 from kefu.domain.exchange_fields import ExchangeFields
@@ -52,6 +59,8 @@ router = APIRouter(prefix="/agent/tickets", include_in_schema=False)
 
 MAX_BODY = 100_000
 SUGGESTED_ARTICLES = 5
+# What a reveal of the ticket page unmasks besides the messages (the audit says so).
+REVEALED_FIELDS = ("subject", "contact.name", "contact.email", "contact.phone")
 
 
 def _identity(text: str) -> str:
@@ -76,6 +85,10 @@ def _page_data(
         "others": other_tickets(session, actor, ticket),
         "reveal": reveal,
         "show": _identity if reveal else display_text,
+        "show_phone": _identity if reveal else display_phone,
+        "call_duration": format_duration,
+        "call_directions": list(CallDirection),
+        "call_outcomes": list(CallOutcome),
         "can_reveal": actor.can_view_sensitive,
         "statuses": list(TicketStatus),
         "priorities": list(Priority),
@@ -92,8 +105,9 @@ def ticket_page(
     state: StateDep,
     reveal: bool = False,
 ) -> Response:
-    """``reveal=1`` shows the PII masked by default, for agents with the permission;
-    every reveal is written to the audit log first."""
+    """``reveal=1`` shows the PII masked by default (in the messages, the subjects and
+    the contact's details), for agents with the permission; every reveal is written to
+    the audit log first."""
     actor = principal.actor
     if reveal:
         if not actor.can_view_sensitive:
@@ -103,6 +117,16 @@ def ticket_page(
             timeline = ticket_timeline(wdb, ticket)
             ids = [i.message.id for i in timeline.items if i.message is not None]
             do_record_reveal(wdb, actor, ticket.id, ids)
+            # The rest of the page as the API audits it: the subject (GET ticket
+            # ?reveal) and the contact's fields (GET contact ?reveal).
+            contact_ids = [ticket.contact_id] if ticket.contact_id is not None else []
+            do_record_sensitive_reveal(
+                wdb,
+                actor,
+                fields=REVEALED_FIELDS,
+                ticket=ticket,
+                contact_ids=contact_ids,
+            )
     with state.read_sessions() as session:
         data = _page_data(session, principal, number, reveal=reveal)
         return render(request, "pages/console/ticket.html", **(console_context(principal) | data))
@@ -127,6 +151,8 @@ def timeline_after(
             names=agent_names(session),
             team_names=team_names(session),
             show=display_text,
+            show_phone=display_phone,
+            call_duration=format_duration,
         )
 
 
@@ -170,6 +196,35 @@ def post_message(
                     client_msg_id=client_msg_id,
                 ),
             )
+    return _timeline_response(request, state, principal, number)
+
+
+@router.post("/{number}/calls", response_class=HTMLResponse)
+def log_call(
+    request: Request,
+    number: Annotated[str, "ticket number"],
+    principal: ConsoleDep,
+    state: StateDep,
+    direction: Annotated[CallDirection, Form()],
+    outcome: Annotated[CallOutcome, Form()],
+    summary: Annotated[str, Form(max_length=MAX_BODY)] = "",
+    duration: Annotated[str, Form(max_length=12)] = "",
+    phone: Annotated[str, Form(max_length=32)] = "",
+    client_msg_id: Annotated[str | None, Form(max_length=64)] = None,
+) -> Response:
+    """A phone call taken or made for this ticket, logged as an internal phone message
+    with its facts (``actions.calls``); the timeline shows it as a call."""
+    call = CallLog(
+        direction=direction,
+        outcome=outcome,
+        summary=summary,
+        duration_seconds=parse_duration(duration),
+        phone=phone or None,
+        client_msg_id=client_msg_id or None,
+    )
+    with state.transaction() as session:
+        ticket = access_ticket_by_number(session, principal.actor, number)
+        do_log_call(session, principal.actor, ticket, call)
     return _timeline_response(request, state, principal, number)
 
 
@@ -294,7 +349,12 @@ def apply_macro(
         chosen = access_macro_by_id(session, actor, macro)
         contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
         agent = session.get(Agent, actor.id) if actor.id else None
-        text = render_macro(chosen.body, macro_values(ticket, contact, agent))
+        values = macro_values(ticket, contact, agent)
+    # The composer shows what the agent may see: PII in the subject or the name stays
+    # masked (and is not echoed back to the customer in full either).
+    for key in ("ticket.subject", "contact.name"):
+        values[key] = display_text(values[key])
+    text = render_macro(chosen.body, values)
     combined = f"{body.rstrip()}\n\n{text}" if body.strip() else text
     return render(request, "partials/console/composer_body.html", body=combined)
 

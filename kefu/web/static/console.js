@@ -212,6 +212,19 @@
         });
     }
   }
+  // A logged call: a fresh client id per call (a double click is stored once), and
+  // an empty form once it is on the timeline.
+  const callForm = document.getElementById("call-form");
+  if (callForm) {
+    document.getElementById("call-id").value = newId();
+    callForm.addEventListener("htmx:afterRequest", function (ev) {
+      if (ev.detail.elt !== callForm || !ev.detail.successful) return;
+      callForm.reset();
+      document.getElementById("call-id").value = newId();
+      document.getElementById("call-log").open = false;
+      if (flash) flash.innerHTML = "";
+    });
+  }
 
   // -- presence --------------------------------------------------------------------------
   const presence = document.getElementById("presence");
