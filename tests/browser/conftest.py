@@ -15,10 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+
+from kefu.infra.db import make_engine
+from tests.conftest import DB_BACKENDS, PG_URL
 
 CHROMIUM = os.environ.get("KEFU_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The main journeys run against both databases (``live_server`` indirect); the rest on
+# SQLite, the embedded default.
+BACKENDS = DB_BACKENDS
 
 
 def _free_port() -> int:
@@ -36,14 +43,30 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+def _fresh_pg_database() -> str:
+    name = "kefu_browser_test"
+    admin = make_engine(PG_URL.rsplit("/", 1)[0] + "/postgres?poolclass=null")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`kefu serve` with the demo data loaded, on a free port."""
-    data = tmp_path_factory.mktemp("live")
+def live_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`kefu serve` with the demo data loaded, on a free port: on SQLite, or on
+    PostgreSQL for the journeys parametrised with ``BACKENDS`` (indirect)."""
+    backend = getattr(request, "param", "sqlite")
+    data = tmp_path_factory.mktemp(f"live-{backend}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env.update(
         {"KEFU_DATA_DIR": str(data), "KEFU_SECRET_KEY": "browser-tests", "KEFU_RUN_SMTP": "false"}
     )
+    if backend == "postgresql":
+        env["KEFU_DATABASE_URL"] = _fresh_pg_database()
     for cmd in ("migrate", "demo"):
         subprocess.run(
             [sys.executable, "-m", "kefu.cli", cmd], env=env, check=True, capture_output=True

@@ -8,9 +8,10 @@ import re
 from typing import Any
 
 import pyotp
+import pytest
 
 from kefu.demo.load import DEMO_ADMIN_TOTP
-from tests.browser.conftest import SCREENSHOTS
+from tests.browser.conftest import BACKENDS, SCREENSHOTS
 
 ADMIN = "admin@kx-exchange.example"
 ADMIN_PASSWORD = "kefu-demo-admin"  # the demo's published login
@@ -32,6 +33,7 @@ def log_in(browser: Any, base: str, path: str) -> Any:
     return page
 
 
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
 def test_work_an_email_ticket(browser: Any, live_server: str) -> None:
     page = log_in(browser, live_server, "/agent/inbox/all")
     page.get_by_role("heading", name="全部工单").wait_for()
@@ -108,6 +110,7 @@ def frames(page: Any) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
 def test_answer_a_chat_while_the_customer_watches(browser: Any, live_server: str) -> None:
     customer = browser.new_context(locale="zh-CN").new_page()
     customer.goto(live_server + "/help")

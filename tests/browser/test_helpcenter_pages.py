@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import SCREENSHOTS
+import pytest
+
+from tests.browser.conftest import BACKENDS, SCREENSHOTS
 
 
 def test_home_lists_the_six_categories(page: Any, live_server: str) -> None:
@@ -35,6 +37,7 @@ def test_search_as_you_type_then_results_page(page: Any, live_server: str) -> No
     page.screenshot(path=str(SCREENSHOTS / "help-search.png"), full_page=True)
 
 
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
 def test_article_feedback_and_contact_path(page: Any, live_server: str) -> None:
     page.goto(live_server + "/help/search?q=账户被盗")
     page.locator("ol.results li a").first.click()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import SCREENSHOTS
+import pytest
+
+from tests.browser.conftest import BACKENDS, SCREENSHOTS
 
 
 def check(page: Any, base: str, query: str) -> Any:
@@ -16,6 +18,7 @@ def check(page: Any, base: str, query: str) -> Any:
     return verdict
 
 
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
 def test_official_impersonation_and_unknown(page: Any, live_server: str) -> None:
     official = check(page, live_server, "https://www.kx-exchange.example/zh-CN")
     assert official.get_attribute("data-verdict") == "official"

@@ -7,10 +7,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from tests.browser.conftest import SCREENSHOTS
+import pytest
+
+from tests.browser.conftest import BACKENDS, SCREENSHOTS
 from tests.browser.test_console import log_in
 
 
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
 def test_a_customer_chats_from_the_widget_and_an_agent_answers(
     browser: Any,
     live_server: str,
