@@ -41,6 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         # Chat frames are small (kefu.web.chat.MAX_FRAME_CHARS); refuse big ones early.
         ws_max_size=64 * 1024,
+        # Chat frames are a few hundred bytes: compressing them saves little and a
+        # deflate context costs ~40 KB per socket (10,000 idle widgets: 400 MB).
+        ws_per_message_deflate=False,
         ws_ping_interval=20,
         ws_ping_timeout=20,
     )

@@ -174,6 +174,10 @@ def pending_events(session: Session) -> list[RealtimeEvent]:
 
 @sa_event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy also calls this when a savepoint is released: nothing is stored
+        # yet, and the outer transaction may still roll back.
+        return
     events: list[RealtimeEvent] = session.info.pop(_PENDING_KEY, [])
     publisher: Publisher | None = session.info.get(PUBLISHER_KEY)
     if events and publisher is not None:

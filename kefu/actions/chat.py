@@ -8,17 +8,27 @@ left waiting while an agent sits idle. See docs/chat-protocol.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from kefu import events
 from kefu.actions.guard import screen_inbound
 from kefu.actions.history import record_event
-from kefu.actions.messages import NewMessage, do_add_message
+from kefu.actions.messages import (
+    CheckedMessage,
+    NewMessage,
+    check_may_add_message,
+    counts_as_response,
+    do_add_message,
+    do_add_messages_unsafe,
+    screen_message_body,
+    status_after_message,
+)
 from kefu.actions.tickets import (
     NewTicket,
     do_assign,
@@ -41,12 +51,28 @@ from kefu.domain.chat import (
     pick_agent,
 )
 from kefu.domain.clock import utcnow
-from kefu.domain.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from kefu.domain.errors import (
+    InvalidTransition,
+    KefuError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from kefu.domain.exchange_fields import ExchangeFields
-from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
+from kefu.domain.tickets import (
+    Channel,
+    Priority,
+    TicketKind,
+    TicketStatus,
+    normalize_ticket_number,
+)
+from kefu.events import discard_pending_since, pending_count
 from kefu.infra.i18n import DEFAULT_LOCALE, gettext_for
 from kefu.models import Agent, AgentTeam, Contact, Message, Rating, Team, Ticket
 from kefu.queries.chat import queue_order
+from kefu.queries.tickets import access_ticket_by_number
+
+log = logging.getLogger(__name__)
 
 # A suggestion source, (text, locale) → articles: the help-center search, or nothing.
 Suggest = Callable[[str, str], Sequence[dict[str, Any]]]
@@ -188,6 +214,216 @@ def do_chat_message(
     ):
         _to_fast_lane(session, actor, ticket)
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageIn:
+    """A ``msg`` frame: text typed into a chat (or an agent's note on it)."""
+
+    actor: Actor
+    ticket: str  # the number as the client sent it
+    text: str
+    client_msg_id: str
+    is_internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageStored:
+    ticket: str  # the ticket's number
+    seq: int
+
+
+ChatMessageOutcome = ChatMessageStored | Exception
+
+
+def do_add_chat_messages(
+    session: Session, items: Sequence[ChatMessageIn]
+) -> list[ChatMessageOutcome]:
+    """Many chat messages at once, as the socket's batching writer hands them over:
+    for each, what ``access_ticket_by_number`` and ``do_chat_message`` would do, with
+    the same checks in the same order and the same errors, but in a few statements for
+    the whole batch (one read of the tickets, one of the client ids already stored,
+    then ``do_add_messages_unsafe``). Each item is stored or fails alone: the outcome
+    list holds its sequence number or its error, in the order given.
+
+    An item that does more than add a message (a secret to warn about, fast-lane words
+    to the bot, a status change, the first response, a ticket's later items once one
+    of its items went this way) takes the full path, ``do_chat_message`` in a
+    savepoint of its own, after the batch. A ticket's messages keep their order: its
+    items before the first such item are all in the batch."""
+    outcomes: list[ChatMessageOutcome | None] = [None] * len(items)
+    numbers = [normalize_ticket_number(i.ticket) for i in items]
+    tickets: dict[str, Any] = {}
+    if any(numbers):
+        wanted = list({n for n in numbers if n})
+        for row in session.execute(_CHAT_TICKET.where(Ticket.number.in_(wanted))):
+            tickets[row.number] = row
+    pairs = zip(numbers, items, strict=True)
+    keys = {(tickets[n].id, i.client_msg_id) for n, i in pairs if n in tickets}
+    stored: dict[tuple[int, str], int] = {}
+    if keys:
+        for tid, cid, seq in session.execute(
+            select(Message.ticket_id, Message.client_msg_id, Message.seq).where(
+                tuple_(Message.ticket_id, Message.client_msg_id).in_(list(keys))
+            )
+        ):
+            stored[(tid, cid or "")] = seq
+    batch: list[CheckedMessage] = []
+    batch_items: list[int] = []
+    first_copy: dict[tuple[int, str], int] = {}  # (ticket, client id) -> place in batch
+    copies: list[tuple[int, int]] = []  # (item, place in batch of its first copy)
+    full_path: list[int] = []
+    diverted: set[int] = set()  # tickets whose later items take the full path too
+    for index, item in enumerate(items):
+        try:
+            plan = _plan_chat_message(session, item, numbers[index], tickets, stored, diverted)
+        except KefuError as exc:
+            outcomes[index] = exc
+            continue
+        if isinstance(plan, ChatMessageStored):
+            outcomes[index] = plan
+        elif plan is None:
+            diverted.add(tickets[numbers[index] or ""].id)
+            full_path.append(index)
+        else:
+            key = (plan.ticket_id, item.client_msg_id)
+            if key in first_copy:  # a resend within the batch is the first copy
+                copies.append((index, first_copy[key]))
+                continue
+            first_copy[key] = len(batch)
+            batch.append(plan)
+            batch_items.append(index)
+    if batch:
+        mark = pending_count(session)
+        try:
+            with session.begin_nested():
+                seqs = do_add_messages_unsafe(session, batch)
+        except Exception:
+            # A write the checks could not foresee (another node's insert of the same
+            # client id): each item goes its own way, to fail alone if it must.
+            log.exception("batched chat write failed; storing one by one")
+            discard_pending_since(session, mark)
+            full_path = sorted([*full_path, *batch_items, *(i for i, _ in copies)])
+            copies = []
+        else:
+            for index, plan, seq in zip(batch_items, batch, seqs, strict=True):
+                outcomes[index] = ChatMessageStored(plan.ticket_number, seq)
+            for index, place in copies:
+                outcomes[index] = outcomes[batch_items[place]]
+    for index in full_path:
+        outcomes[index] = _chat_message_full_path(session, items[index])
+    return [o if o is not None else RuntimeError("not processed") for o in outcomes]
+
+
+_CHAT_TICKET = select(
+    Ticket.id,
+    Ticket.number,
+    Ticket.channel,
+    Ticket.status,
+    Ticket.chat_state,
+    Ticket.contact_id,
+    Ticket.team_id,
+    Ticket.assignee_id,
+    Ticket.merged_into_id,
+    Ticket.txid,
+    Ticket.first_response_at,
+)
+
+
+def _plan_chat_message(
+    session: Session,
+    item: ChatMessageIn,
+    number: str | None,
+    tickets: dict[str, Any],
+    stored: dict[tuple[int, str], int],
+    diverted: set[int],
+) -> CheckedMessage | ChatMessageStored | None:
+    """The checks of ``access_ticket_by_number``, ``do_chat_message`` and
+    ``do_add_message`` in their order, on the ticket's row: raises as they would;
+    returns the stored copy of a resend, the message ready for the batch, or None
+    for an item that needs the full path."""
+    actor = item.actor
+    row = tickets.get(number) if number else None
+    # A ticket the actor may not see is "not found", never "forbidden".
+    if row is None:
+        raise NotFound("ticket not found")
+    if not access.can_see_ticket(
+        actor, team_id=row.team_id, assignee_id=row.assignee_id, contact_id=row.contact_id
+    ):
+        raise NotFound("ticket not found")
+    if row.id in diverted:
+        return None  # an earlier item may have changed the ticket: read it again
+    if not item.is_internal and row.chat_state not in LIVE_STATES:
+        raise InvalidTransition("chat has ended", state=str(row.chat_state))
+    check_may_add_message(
+        actor,
+        contact_id=row.contact_id,
+        status=row.status,
+        is_merged=row.merged_into_id is not None,
+        is_internal=item.is_internal,
+    )
+    seq = stored.get((row.id, item.client_msg_id))
+    if seq is not None:
+        return ChatMessageStored(row.number, seq)
+    screened = screen_message_body(
+        session,
+        actor,
+        item.text,
+        is_internal=item.is_internal,
+        txid=row.txid,
+        has_attachments=False,
+    )
+    if actor.kind not in (ActorKind.CONTACT, ActorKind.AGENT):
+        return None
+    # The contact is warned in the chat and agents get an event.
+    if screened.secret_kinds:
+        return None
+    if status_after_message(actor, row.status, is_internal=item.is_internal) is not row.status:
+        return None
+    if counts_as_response(actor, is_internal=item.is_internal) and row.first_response_at is None:
+        return None
+    # A stolen-account report to the bot moves the chat to the fast lane.
+    if actor.is_contact and row.chat_state is ChatState.BOT and is_account_takeover(item.text):
+        return None
+    # An agent's public reply on an email ticket is also sent by mail.
+    if row.channel is Channel.EMAIL and not item.is_internal and not actor.is_contact:
+        return None
+    return CheckedMessage(
+        actor=actor,
+        ticket_id=row.id,
+        ticket_number=row.number,
+        team_id=row.team_id,
+        assignee_id=row.assignee_id,
+        contact_id=row.contact_id,
+        body=screened.text,
+        channel=Channel.CHAT,
+        is_internal=item.is_internal,
+        client_msg_id=item.client_msg_id,
+    )
+
+
+def _chat_message_full_path(session: Session, item: ChatMessageIn) -> ChatMessageOutcome:
+    """One item the slow way, in a savepoint: its failure undoes only its own writes."""
+    mark = pending_count(session)
+    try:
+        with session.begin_nested():
+            ticket = access_ticket_by_number(session, item.actor, item.ticket)
+            message = do_chat_message(
+                session,
+                item.actor,
+                ticket,
+                item.text,
+                item.client_msg_id,
+                is_internal=item.is_internal,
+            )
+            return ChatMessageStored(ticket.number, message.seq)
+    except KefuError as exc:
+        discard_pending_since(session, mark)
+        return exc
+    except Exception as exc:
+        log.exception("chat message failed")
+        discard_pending_since(session, mark)
+        return exc
 
 
 def _to_fast_lane(session: Session, actor: Actor, ticket: Ticket) -> None:

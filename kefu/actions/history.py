@@ -59,7 +59,7 @@ def record_event(
     else:
         publish_on_commit(session, RealtimeEvent(type=kind, is_internal=True, data=payload))
     if kind in WEBHOOK_EVENTS:
-        _enqueue_webhooks(session, kind, payload, is_internal=is_internal)
+        enqueue_webhooks(session, kind, payload, is_internal=is_internal)
     return row
 
 
@@ -87,9 +87,11 @@ def _forget_webhooks(session: Session, transaction: Any) -> None:
         session.info.pop(_HOOKS_KEY, None)
 
 
-def _enqueue_webhooks(
+def enqueue_webhooks(
     session: Session, kind: str, payload: dict[str, Any], *, is_internal: bool
 ) -> None:
+    """An outbox job per active webhook subscribed to ``kind`` (``record_event`` calls
+    it; so does a batched write that inserts its Event rows itself)."""
     for hook_id, hook_events in _active_webhooks(session):
         if hook_events and kind not in hook_events:
             continue

@@ -9,14 +9,15 @@ See docs/subsystems/messages.md.
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import nh3
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,7 +30,7 @@ from kefu.actions.guard import (
     html_text,
     screen_inbound,
 )
-from kefu.actions.history import record_event
+from kefu.actions.history import enqueue_webhooks, record_event
 from kefu.actions.outbox import do_enqueue_job
 from kefu.domain import access
 from kefu.domain.access import SYSTEM, Actor, ActorKind
@@ -41,8 +42,9 @@ from kefu.domain.tickets import (
     status_after_agent_reply,
     status_after_contact_message,
 )
-from kefu.infra.search.messages import index_message
-from kefu.models import Attachment, Message
+from kefu.events import RealtimeEvent, publish_on_commit
+from kefu.infra.search.messages import index_message, index_messages
+from kefu.models import Attachment, Event, Message
 
 if TYPE_CHECKING:
     from kefu.models import Ticket
@@ -113,24 +115,53 @@ def sanitize_html(html: str) -> str:
 
 def message_public(message: Message) -> dict[str, Any]:
     """The realtime and webhook view of a message; PII is masked in it."""
+    return message_payload(
+        message_id=message.id,
+        ticket_id=message.ticket_id,
+        seq=message.seq,
+        body=message.body,
+        is_internal=message.is_internal,
+        channel=message.channel,
+        author_type=message.author_type,
+        author_id=message.agent_id if message.author_type == "agent" else message.contact_id,
+        client_msg_id=message.client_msg_id,
+        created_at=message.created_at,
+        attachment_ids=[a.id for a in message.attachments],
+        meta=message.meta,
+    )
+
+
+def message_payload(
+    *,
+    message_id: int,
+    ticket_id: int,
+    seq: int,
+    body: str,
+    is_internal: bool,
+    channel: Channel,
+    author_type: ActorKind,
+    author_id: int | None,
+    client_msg_id: str | None,
+    created_at: datetime,
+    attachment_ids: list[int],
+    meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """``message_public`` from the stored values (a batched write has no ORM object)."""
     return {
-        "id": message.id,
-        "seq": message.seq,
-        "body": display_text(message.body),
-        "is_internal": message.is_internal,
-        "channel": message.channel,
-        "author": {
-            "type": message.author_type,
-            "id": message.agent_id if message.author_type == "agent" else message.contact_id,
-        },
-        "client_msg_id": message.client_msg_id,
-        "created_at": message.created_at.isoformat(),
-        "attachments": [a.id for a in message.attachments],
-        "ticket_id": message.ticket_id,
+        "id": message_id,
+        "seq": seq,
+        "body": display_text(body),
+        "is_internal": is_internal,
+        "channel": channel,
+        "author": {"type": author_type, "id": author_id},
+        "client_msg_id": client_msg_id,
+        "created_at": created_at.isoformat(),
+        "attachments": attachment_ids,
+        "ticket_id": ticket_id,
         # What a system message is (bot suggestions, safety instructions …) and, for
         # the bot, the articles it offers.
-        "kind": (message.meta or {}).get("kind"),
-        "articles": (message.meta or {}).get("articles"),
+        "kind": (meta or {}).get("kind"),
+        "articles": (meta or {}).get("articles"),
     }
 
 
@@ -142,6 +173,72 @@ def find_message_by_client_id(
             Message.ticket_id == ticket.id, Message.client_msg_id == client_msg_id
         )
     )
+
+
+def check_may_add_message(
+    actor: Actor,
+    *,
+    contact_id: int | None,
+    status: TicketStatus,
+    is_merged: bool,
+    is_internal: bool,
+    third_party: bool = False,
+) -> None:
+    """Who may add a message to a ticket in this state (``do_add_message``'s checks,
+    shared with the batched chat path, which reads tickets as plain rows)."""
+    if third_party and not (actor.is_contact and is_internal):
+        raise PermissionDenied("a third party's message is kept for agents only")
+    # Notes are for agents (and the system) only.
+    if is_internal and not access.can_write_internal_note(actor) and not third_party:
+        raise PermissionDenied("contacts cannot write internal notes")
+    # A contact writes on their own tickets only.
+    if actor.is_contact and contact_id != actor.id and not third_party:
+        raise PermissionDenied("not your ticket")
+    # A closed or merged ticket takes no more messages (a follow-up opens a new one).
+    if status is TicketStatus.CLOSED or is_merged:
+        raise InvalidTransition("ticket is closed")
+
+
+def screen_message_body(
+    session: Session,
+    actor: Actor,
+    body: str,
+    *,
+    is_internal: bool,
+    txid: str | None,
+    has_attachments: bool,
+) -> Screened:
+    """The text to store: length-checked, an agent's reply linted, secrets masked.
+    Raises ``ValidationFailed`` for a message that may not be stored."""
+    body = body.replace("\x00", "")
+    if len(body) > MAX_BODY_CHARS:
+        raise ValidationFailed("message too long", field="body")
+    if actor.kind is ActorKind.AGENT and not is_internal:
+        check_agent_reply(session, body)
+    # Before anything is stored: secrets out, from every author (an agent pasting a
+    # customer's key into a note is caught too). The ticket's TxID is known public.
+    screened = screen_inbound(body, known_txids=[txid] if txid else ())
+    if not screened.text.strip() and not has_attachments:
+        raise ValidationFailed("message is empty", field="body")
+    return screened
+
+
+def status_after_message(
+    actor: Actor, current: TicketStatus, *, is_internal: bool, opening: bool = False
+) -> TicketStatus:
+    """What a new message does to its ticket's status (a note does nothing)."""
+    if opening:
+        return current
+    if actor.kind is ActorKind.CONTACT:
+        return status_after_contact_message(current)
+    if actor.kind is ActorKind.AGENT and not is_internal:
+        return status_after_agent_reply(current)
+    return current
+
+
+def counts_as_response(actor: Actor, *, is_internal: bool, opening: bool = False) -> bool:
+    """An agent's public reply is a response (it sets ``first_response_at`` once)."""
+    return actor.kind is ActorKind.AGENT and not is_internal and not opening
 
 
 def do_add_message(
@@ -163,29 +260,27 @@ def do_add_message(
     internal message: agents see it, the ticket's contact never does, because anyone
     can write a ticket number into a subject.
     """
-    if third_party and not (actor.is_contact and new.is_internal):
-        raise PermissionDenied("a third party's message is kept for agents only")
-    if new.is_internal and not access.can_write_internal_note(actor) and not third_party:
-        raise PermissionDenied("contacts cannot write internal notes")
-    if actor.is_contact and ticket.contact_id != actor.id and not third_party:
-        raise PermissionDenied("not your ticket")
-    if ticket.status is TicketStatus.CLOSED or ticket.merged_into_id is not None:
-        raise InvalidTransition("ticket is closed")
+    check_may_add_message(
+        actor,
+        contact_id=ticket.contact_id,
+        status=ticket.status,
+        is_merged=ticket.merged_into_id is not None,
+        is_internal=new.is_internal,
+        third_party=third_party,
+    )
     if new.client_msg_id is not None:
         existing = find_message_by_client_id(session, ticket, new.client_msg_id)
         if existing is not None:
             return existing
-    body = new.body.replace("\x00", "")
-    if len(body) > MAX_BODY_CHARS:
-        raise ValidationFailed("message too long", field="body")
-    if actor.kind is ActorKind.AGENT and not new.is_internal:
-        check_agent_reply(session, body)
-    # Before anything is stored: secrets out, from every author (an agent pasting a
-    # customer's key into a note is caught too). The ticket's TxID is known public.
-    screened = screen_inbound(body, known_txids=[ticket.txid] if ticket.txid else ())
+    screened = screen_message_body(
+        session,
+        actor,
+        new.body,
+        is_internal=new.is_internal,
+        txid=ticket.txid,
+        has_attachments=bool(new.attachment_ids),
+    )
     body = screened.text
-    if not body.strip() and not new.attachment_ids:
-        raise ValidationFailed("message is empty", field="body")
     if len(new.attachment_ids) > MAX_ATTACHMENTS:
         raise ValidationFailed("too many attachments", field="attachment_ids")
     attachments = _claim_attachments(session, actor, new.attachment_ids)
@@ -221,17 +316,10 @@ def do_add_message(
     set_committed_value(message, "attachments", attachments)
 
     previous = ticket.status
-    target: TicketStatus
-    if opening:
-        target = ticket.status
-    elif is_from_contact:
-        target = status_after_contact_message(ticket.status)
-    elif actor.kind is ActorKind.AGENT and not new.is_internal:
-        target = status_after_agent_reply(ticket.status)
-        if ticket.first_response_at is None:
-            ticket.first_response_at = now
-    else:
-        target = ticket.status
+    target = status_after_message(actor, previous, is_internal=new.is_internal, opening=opening)
+    responds = counts_as_response(actor, is_internal=new.is_internal, opening=opening)
+    if responds and ticket.first_response_at is None:
+        ticket.first_response_at = now
     if target is not previous:
         ticket.status = target
         if previous is TicketStatus.SOLVED:
@@ -268,6 +356,173 @@ def do_add_message(
         message.delivery_status = "queued"
         do_enqueue_job(session, EMAIL_SEND_JOB, {"message_id": message.id})
     return message
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedMessage:
+    """A plain message (text only) that passed ``check_may_add_message`` and
+    ``screen_message_body`` and changes nothing on its ticket but the counters: no
+    status change, no first response, no secret found, no email to send."""
+
+    actor: Actor
+    ticket_id: int
+    ticket_number: str
+    team_id: int | None
+    assignee_id: int | None
+    contact_id: int | None
+    body: str  # screened
+    channel: Channel
+    is_internal: bool = False
+    client_msg_id: str | None = None
+
+
+def _table(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements (no per-row ORM bookkeeping)."""
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
+def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) -> list[int]:
+    """Store checked plain messages in a few statements for the whole batch (the chat
+    hot path, docs/chat-protocol.md): the rows, sequence numbers, Event rows, search
+    index, realtime events and webhooks that ``do_add_message`` writes for each, with
+    the same values. Returns each message's ``seq``, in the batch's order.
+
+    ``_unsafe``: the caller ran the checks (``CheckedMessage``) and deduplicated the
+    client ids; anything more than a plain message goes through ``do_add_message``."""
+    if not batch:
+        return []
+    from kefu.models import Ticket as TicketModel  # avoid a cycle at import
+
+    now = utcnow()
+    tickets = _table(TicketModel)
+    per_ticket = Counter(m.ticket_id for m in batch)
+    # Sequence numbers: each ticket's counter moves by its count, one statement per
+    # distinct count (mostly one: a message per ticket per batch), not one per ticket:
+    # every statement gives the GIL up to SQLite and waits to get it back. The row lock
+    # (PostgreSQL) or the write lock (SQLite) is held to commit, so the numbers read
+    # back are this transaction's alone.
+    by_count: dict[int, list[int]] = {}
+    for tid, n in per_ticket.items():
+        by_count.setdefault(n, []).append(tid)
+    for n, ids in by_count.items():
+        session.execute(
+            update(tickets)
+            .where(tickets.c.id.in_(ids))
+            .values(
+                last_seq=tickets.c.last_seq + n,
+                message_count=tickets.c.message_count + n,
+                last_message_at=now,
+                updated_at=now,
+            )
+        )
+    counters = {
+        row.id: (row.last_seq, row.message_count)
+        for row in session.execute(
+            select(tickets.c.id, tickets.c.last_seq, tickets.c.message_count).where(
+                tickets.c.id.in_(list(per_ticket))
+            )
+        )
+    }
+    for tid, (last_seq, count) in counters.items():
+        # A Ticket this session holds (an earlier item of the same transaction) sees
+        # the new counters, as after ``_count_message``.
+        loaded = session.identity_map.get(session.identity_key(TicketModel, tid))
+        if loaded is not None:
+            for name, value in (
+                ("last_seq", last_seq),
+                ("message_count", count),
+                ("last_message_at", now),
+                ("updated_at", now),
+            ):
+                set_committed_value(loaded, name, value)
+    next_seq = {tid: counters[tid][0] - n + 1 for tid, n in per_ticket.items()}
+    seqs: list[int] = []
+    rows: list[dict[str, Any]] = []
+    for m in batch:
+        seq = next_seq[m.ticket_id]
+        next_seq[m.ticket_id] = seq + 1
+        seqs.append(seq)
+        is_from_contact = m.actor.kind is ActorKind.CONTACT
+        rows.append(
+            {
+                "ticket_id": m.ticket_id,
+                "seq": seq,
+                "author_type": m.actor.kind,
+                "agent_id": m.actor.id if m.actor.kind is ActorKind.AGENT else None,
+                "contact_id": m.actor.id if is_from_contact else None,
+                "direction": "in" if is_from_contact else "out",
+                "is_internal": m.is_internal,
+                "channel": m.channel,
+                "body": m.body,
+                "client_msg_id": m.client_msg_id,
+                "meta": {},
+                "created_at": now,
+            }
+        )
+    messages = _table(Message)
+    # A plain executemany, then the ids by (ticket, seq), which is unique: RETURNING
+    # in parameter order costs SQLite one statement per row.
+    session.execute(insert(messages), rows)
+    found = {
+        (tid, seq): message_id
+        for message_id, tid, seq in session.execute(
+            select(messages.c.id, messages.c.ticket_id, messages.c.seq).where(
+                tuple_(messages.c.ticket_id, messages.c.seq).in_(
+                    [(m.ticket_id, seq) for m, seq in zip(batch, seqs, strict=True)]
+                )
+            )
+        )
+    }
+    ids = [found[(m.ticket_id, seq)] for m, seq in zip(batch, seqs, strict=True)]
+    event_rows: list[dict[str, Any]] = []
+    # Searchable in the same transaction; what is indexed is the screened text.
+    index_messages(session, [(i, m.ticket_id, m.body) for m, i in zip(batch, ids, strict=True)])
+    for m, message_id, seq in zip(batch, ids, seqs, strict=True):
+        data = {"message_id": message_id, "seq": seq, "is_internal": m.is_internal}
+        event_rows.append(
+            {
+                "ticket_id": m.ticket_id,
+                "kind": events.MESSAGE_CREATED,
+                "actor_type": m.actor.kind.value,
+                "actor_id": m.actor.id,
+                "data": data,
+                "created_at": now,
+            }
+        )
+        public = message_payload(
+            message_id=message_id,
+            ticket_id=m.ticket_id,
+            seq=seq,
+            body=m.body,
+            is_internal=m.is_internal,
+            channel=m.channel,
+            author_type=m.actor.kind,
+            author_id=m.actor.id,
+            client_msg_id=m.client_msg_id,
+            created_at=now,
+            attachment_ids=[],
+            meta={},
+        )
+        # As ``record_event`` publishes it: the ticket's number, then the payload.
+        payload = {"ticket": m.ticket_number, "message": public}
+        publish_on_commit(
+            session,
+            RealtimeEvent(
+                type=events.MESSAGE_CREATED,
+                ticket_id=m.ticket_id,
+                team_id=m.team_id,
+                assignee_id=m.assignee_id,
+                contact_id=m.contact_id,
+                is_internal=m.is_internal,
+                data=payload,
+            ),
+        )
+        enqueue_webhooks(session, events.MESSAGE_CREATED, payload, is_internal=m.is_internal)
+    session.execute(insert(_table(Event)), event_rows)
+    return seqs
 
 
 MAIL_DOMAIN_KEY = "kefu.mail_domain"

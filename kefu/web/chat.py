@@ -20,7 +20,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -33,10 +35,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from kefu import events
 from kefu.actions.chat import (
+    ChatMessageIn,
+    ChatMessageStored,
     ChatStart,
     RatingInput,
     do_accept_chat,
-    do_chat_message,
+    do_add_chat_messages,
     do_end_chat,
     do_leave_message,
     do_rate_ticket,
@@ -72,6 +76,7 @@ RATE_BURST = 40.0
 FLOOD_STRIKES = 50
 QUEUE_TOPIC = events.QUEUE_TOPIC
 QUEUE_REFRESH_S = 1.0
+SWITCH_INTERVAL_S = 0.0005
 
 # Close codes (4000-4999 are the application's; see docs/chat-protocol.md).
 CLOSE_NORMAL = 1000
@@ -99,6 +104,11 @@ def check_visitor(secret: str, token: str) -> int | None:
     return int(parts[1]) if hmac.compare_digest(expected, token) else None
 
 
+# What the writer is given: a chat message (batched by ``do_add_chat_messages``), or
+# any other work, run as it is in a savepoint of its own.
+Work = Callable[[Session], Any] | ChatMessageIn
+
+
 class WriteBatcher:
     """Stores work from every socket in shared transactions, in one worker thread."""
 
@@ -106,9 +116,7 @@ class WriteBatcher:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
-        self._queue: asyncio.Queue[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = (
-            asyncio.Queue()
-        )
+        self._queue: asyncio.Queue[tuple[Work, asyncio.Future[Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.items = 0
@@ -129,6 +137,12 @@ class WriteBatcher:
         """Run ``work`` in a transaction; returns after the commit, or raises."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((work, future))
+        return await future
+
+    async def submit_message(self, item: ChatMessageIn) -> ChatMessageStored:
+        """Store a chat message; returns after the commit, or raises."""
+        future: asyncio.Future[ChatMessageStored] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
         return await future
 
     async def _run(self) -> None:
@@ -158,10 +172,22 @@ class WriteBatcher:
                 else:
                     future.set_exception(value)
 
-    def _apply(self, works: list[Callable[[Session], Any]]) -> list[tuple[bool, Any]]:
+    def _apply(self, works: list[Work]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         with self._sessions.begin() as session:
-            for work in works:
+            start = 0
+            while start < len(works):
+                work = works[start]
+                if isinstance(work, ChatMessageIn):
+                    # Consecutive messages go in together; other work keeps its place.
+                    end = start + 1
+                    while end < len(works) and isinstance(works[end], ChatMessageIn):
+                        end += 1
+                    items = [w for w in works[start:end] if isinstance(w, ChatMessageIn)]
+                    outcomes.extend(self._messages(session, items))
+                    start = end
+                    continue
+                start += 1
                 mark = pending_count(session)
                 try:
                     with session.begin_nested():
@@ -174,6 +200,20 @@ class WriteBatcher:
                     discard_pending_since(session, mark)
                     outcomes.append((False, exc))
         return outcomes
+
+    @staticmethod
+    def _messages(session: Session, items: list[ChatMessageIn]) -> list[tuple[bool, Any]]:
+        mark = pending_count(session)
+        try:
+            # Each item succeeds or fails alone inside; this savepoint only guards the
+            # rest of the batch against a fault of the batched write itself.
+            with session.begin_nested():
+                results = do_add_chat_messages(session, items)
+        except Exception as exc:
+            log.exception("chat messages failed")
+            discard_pending_since(session, mark)
+            return [(False, exc)] * len(items)
+        return [(not isinstance(r, Exception), r) for r in results]
 
 
 @dataclass
@@ -205,22 +245,62 @@ class ChatError(Exception):
         self.message = message
 
 
+class Heard:
+    """An event from pub/sub as the sockets hearing it read it: parsed once, and its
+    ``message`` frame rendered once, however many sockets deliver it (the contact's
+    and the agent's, at least)."""
+
+    __slots__ = ("event", "frame")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        self.frame: str | None = None
+
+
 class ChatHub:
     """Every chat socket of this process."""
+
+    HEARD_CACHE = 1024
 
     def __init__(self, state: AppState, pubsub: PubSub) -> None:
         self.state = state
         self.pubsub = pubsub
         self.writer = WriteBatcher(state.sessions)
         self.connections: set[Connection] = set()
+        self._heard: dict[bytes, Heard] = {}
+        self._switch_interval = sys.getswitchinterval()
+
+    def hear(self, data: bytes) -> Heard | None:
+        """``data`` parsed (shared: read it, never change it), or None if it is not an
+        event. Recent events are kept by their bytes, which every subscriber receives
+        alike (the same object from the memory backend, equal bytes from Redis)."""
+        heard = self._heard.get(data)
+        if heard is None:
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                return None
+            if not isinstance(event, dict):
+                return None
+            if len(self._heard) >= self.HEARD_CACHE:
+                self._heard.clear()
+            heard = self._heard[data] = Heard(event)
+        return heard
 
     async def start(self) -> None:
+        # The writer thread and the event loop share the GIL. Each statement the writer
+        # runs releases it in SQLite; getting it back waits for the loop's switch
+        # interval (5 ms by default), so a batch of a few hundred rows stalled for
+        # most of its time behind a busy loop. 0.5 ms shares the interpreter fairly.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         await self.writer.start()
 
     async def stop(self) -> None:
         for conn in list(self.connections):
             await conn.close(1001)
         await self.writer.stop()
+        sys.setswitchinterval(self._switch_interval)
 
     def suggest(self, text: str, locale: str) -> list[dict[str, Any]]:
         """Help-center articles for a chat's first message (the bot's answer)."""
@@ -272,7 +352,11 @@ class Connection:
         self.ws = ws
         self.actor: Actor | None = None
         self.locale = "zh-CN"
-        self.out: asyncio.Queue[str | None] = asyncio.Queue(SEND_BUFFER_FRAMES)
+        # Frames waiting for the socket, and the task writing them: both exist only
+        # while there is something to send (thousands of idle widgets hold neither).
+        self._out: deque[str] | None = None
+        self._sending: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
         self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
         self.strikes = 0
         self.sub: Subscription | None = None
@@ -282,6 +366,9 @@ class Connection:
         self.closed = False
         self.close_code = CLOSE_NORMAL
         self._queue_refresh_due = False
+        # The contact's chats last seen waiting in the queue: only those are recomputed
+        # when the queue moves (every chat state change reaches every waiting socket).
+        self._queued: set[str] | None = None
         self.agent_side: AgentSide | None = None
         # Live messages held per ticket while its replay is read (see _on_start).
         self._held: dict[int, list[tuple[str, dict[str, Any]]]] | None = None
@@ -289,44 +376,61 @@ class Connection:
     # -- plumbing ----------------------------------------------------------------------
 
     def send(self, frame: dict[str, Any]) -> None:
+        self.send_text(_dumps(frame))
+
+    def send_text(self, text: str) -> None:
         if self.closed:
             return
-        try:
-            self.out.put_nowait(_dumps(frame))
-        except asyncio.QueueFull:
+        out = self._out
+        if out is None:
+            out = self._out = deque()
+        elif len(out) >= SEND_BUFFER_FRAMES:
             # A client that does not read is dropped; the server never buffers without end.
             self.closed = True
             self.close_code = CLOSE_SLOW
-            self._wake_sender()
+            out.clear()
+            self._kick()
+            return
+        out.append(text)
+        self._kick()
 
-    def _wake_sender(self) -> None:
-        with contextlib.suppress(asyncio.QueueFull):
-            self.out.put_nowait(None)
+    def _kick(self) -> None:
+        if self._sending is None:
+            self._sending = asyncio.get_running_loop().create_task(self._drain())
 
     async def close(self, code: int) -> None:
         self.closed = True
         self.close_code = code
-        self._wake_sender()
+        self._kick()
 
-    async def _sender(self) -> None:
-        while True:
-            frame = await self.out.get()
+    async def _drain(self) -> None:
+        try:
             # Frames queued before a close still go out (an error says why), unless the
             # client is the reason: one that does not read gets nothing more.
-            if frame is None or self.close_code == CLOSE_SLOW:
-                break
-            await self.ws.send_text(frame)
-        if self.ws.application_state is WebSocketState.CONNECTED:
+            while self._out and self.close_code != CLOSE_SLOW:
+                await self.ws.send_text(self._out.popleft())
+        except Exception:  # the socket is gone; the receive loop sees it too
+            self.closed = True
+        # Nothing awaits between the last frame and here: a frame queued later starts
+        # a new task.
+        self._out = None
+        if self.closed and self.ws.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(self.close_code)
+        self._sending = None
+
+    async def _subscribe(self, topics: list[str]) -> None:
+        """Listen on more topics; the subscription and its task start with the first."""
+        if self.sub is None:
+            self.sub = await self.hub.pubsub.subscribe(topics)
+            self._listener = asyncio.create_task(self._listen())
+        elif topics:
+            await self.sub.add(topics)
 
     async def run(self) -> None:
-        sender = asyncio.create_task(self._sender())
-        listener: asyncio.Task[None] | None = None
         try:
             if not await self._hello():
                 return
-            listener = asyncio.create_task(self._listen())
             while not self.closed:
                 try:
                     raw = await self.ws.receive_text()
@@ -335,15 +439,16 @@ class Connection:
                 await self._handle_raw(raw)
         finally:
             self.closed = True
-            self._wake_sender()
-            if listener is not None:
-                listener.cancel()
+            self._kick()  # what is queued goes out, then the socket is closed
+            if self._listener is not None:
+                self._listener.cancel()
             if self.sub is not None:
                 with contextlib.suppress(Exception):
                     await self.sub.close()
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(sender, timeout=5)
-            sender.cancel()
+            sending = self._sending
+            if sending is not None:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(sending, timeout=5)
             await self._on_disconnect()
 
     async def _on_disconnect(self) -> None:
@@ -432,7 +537,8 @@ class Connection:
             await self.close(CLOSE_BAD_HELLO)
             return False
         topics = self._topics()
-        self.sub = await self.hub.pubsub.subscribe(topics)
+        if topics:
+            await self._subscribe(topics)
         welcome: dict[str, Any] = {"type": "welcome", "role": self._role()}
         if self.actor is not None and self.actor.kind is ActorKind.CONTACT:
             welcome["contact_id"] = self.actor.id
@@ -507,6 +613,7 @@ class Connection:
 
     def _chat_summary(self, ticket: Ticket) -> dict[str, Any]:
         self.numbers[ticket.id] = ticket.number
+        self._mark_queued(ticket.number, ticket.chat_state is ChatState.QUEUED)
         return {
             "ticket": ticket.number,
             "chat_state": ticket.chat_state.value if ticket.chat_state else None,
@@ -525,20 +632,18 @@ class Connection:
     # -- live delivery -------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        assert self.sub is not None  # noqa: S101  # set in _hello
+        assert self.sub is not None  # noqa: S101  # started by _subscribe
         async for topic, data in self.sub:
             if topic == QUEUE_TOPIC:
                 self._queue_changed()
                 continue
-            try:
-                event = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            await self._deliver(event)
+            heard = self.hub.hear(data)
+            if heard is not None:
+                await self._deliver(heard.event, heard)
         # The subscription was cut (this socket fell too far behind): reconnect resumes.
         await self.close(CLOSE_SLOW)
 
-    async def _deliver(self, event: dict[str, Any]) -> None:
+    async def _deliver(self, event: dict[str, Any], heard: Heard | None = None) -> None:
         kind = event.get("type")
         data = event.get("data") or {}
         if kind == "message.created":
@@ -546,7 +651,7 @@ class Connection:
             number = data.get("ticket")
             if not isinstance(number, str):
                 return
-            self._send_message(number, message, live=True)
+            self._send_message(number, message, live=True, heard=heard)
         elif kind == "chat.state_changed":
             await self._send_state(data)
             if self.agent_side is not None:
@@ -603,7 +708,14 @@ class Connection:
             f"ticket:{ticket_id}:agents", orjson.dumps({"type": "chat.viewing", "data": payload})
         )
 
-    def _send_message(self, number: str, message: dict[str, Any], *, live: bool = False) -> None:
+    def _send_message(
+        self,
+        number: str,
+        message: dict[str, Any],
+        *,
+        live: bool = False,
+        heard: Heard | None = None,
+    ) -> None:
         seq = message.get("seq")
         ticket_id = message.get("ticket_id")
         if not isinstance(seq, int) or not isinstance(ticket_id, int):
@@ -615,7 +727,21 @@ class Connection:
             return
         self.sent[ticket_id] = seq
         self.numbers[ticket_id] = number
-        self.send({"type": "message", "ticket": number} | _public(message))
+        if heard is None:
+            self.send({"type": "message", "ticket": number} | _public(message))
+            return
+        # The frame is the same for every socket this event reaches.
+        if heard.frame is None:
+            heard.frame = _dumps({"type": "message", "ticket": number} | _public(message))
+        self.send_text(heard.frame)
+
+    def _mark_queued(self, number: str, queued: bool) -> None:
+        if queued:
+            self._queued = (self._queued or set()) | {number}
+        elif self._queued is not None:
+            self._queued.discard(number)
+            if not self._queued:
+                self._queued = None
 
     async def _send_state(self, data: dict[str, Any]) -> None:
         number = data.get("ticket")
@@ -623,6 +749,8 @@ class Connection:
             k: data.get(k) for k in ("ticket", "chat_state", "priority", "agent_name")
         }
         self.send(frame)
+        if isinstance(number, str):
+            self._mark_queued(number, data.get("chat_state") == ChatState.QUEUED.value)
         if data.get("chat_state") == ChatState.QUEUED.value and isinstance(number, str):
             await self._send_queue_position(number)
 
@@ -641,7 +769,7 @@ class Connection:
         self._queue_refresh_due = False
         if self.closed:
             return
-        for number in list(self.numbers.values()):
+        for number in list(self._queued or ()):
             with contextlib.suppress(KefuError):
                 await self._send_queue_position(number)
 
@@ -665,6 +793,7 @@ class Connection:
             }
 
         frame = await self._read(read)
+        self._mark_queued(number, frame is not None)
         if frame is not None:
             self.send(frame)
 
@@ -681,6 +810,7 @@ class Connection:
 
         ticket, rows = await self._read(read)
         self.sent.setdefault(ticket.id, after_seq)
+        self._mark_queued(ticket.number, ticket.chat_state is ChatState.QUEUED)
         for message in rows:
             self._send_message(ticket.number, message)
         if ticket.chat_state is ChatState.QUEUED:
@@ -754,8 +884,7 @@ class Connection:
             # The visitor now has a contact: listen on its topic, and give it a token to
             # come back with.
             self.actor = new_actor
-            assert self.sub is not None  # noqa: S101  # set in _hello
-            await self.sub.add([f"contact:{new_actor.id}", QUEUE_TOPIC])
+            await self._subscribe([f"contact:{new_actor.id}", QUEUE_TOPIC])
             self.send(
                 {
                     "type": "visitor",
@@ -778,18 +907,17 @@ class Connection:
 
     async def _on_msg(self, frame: dict[str, Any]) -> None:
         actor = self._need_actor()
-        number = _ticket(frame)
-        text = _text(frame)
-        client_id = _client_id(frame)
-        internal = bool(frame.get("internal"))
-
-        def work(session: Session) -> tuple[str, int]:
-            ticket = access_ticket_by_number(session, actor, number)
-            message = do_chat_message(session, actor, ticket, text, client_id, is_internal=internal)
-            return ticket.number, message.seq
-
-        number, seq = await self.hub.writer.submit(work)
-        self.send({"type": "ack", "id": client_id, "ticket": number, "seq": seq})
+        item = ChatMessageIn(
+            actor=actor,
+            ticket=_ticket(frame),
+            text=_text(frame),
+            client_msg_id=_client_id(frame),
+            is_internal=bool(frame.get("internal")),
+        )
+        stored = await self.hub.writer.submit_message(item)
+        self.send(
+            {"type": "ack", "id": item.client_msg_id, "ticket": stored.ticket, "seq": stored.seq}
+        )
 
     async def _on_typing(self, frame: dict[str, Any]) -> None:
         await self._ephemeral(frame, "chat.typing", {})
@@ -844,8 +972,7 @@ class Connection:
             return access_ticket_by_number(session, actor, number).id
 
         ticket_id = await self._read(read)
-        assert self.sub is not None  # noqa: S101  # set in _hello
-        await self.sub.add([f"ticket:{ticket_id}:agents"])
+        await self._subscribe([f"ticket:{ticket_id}:agents"])
         after = frame.get("after", 0)
         await self._resume(number, after if isinstance(after, int) and after >= 0 else 0)
         if self.agent_side is not None and ticket_id not in self.agent_side.watching:
@@ -856,12 +983,11 @@ class Connection:
         """The console's inbox: hear about the tickets of the agent's teams and of the
         general queue (admins: every ticket), as ``changed`` frames."""
         actor = self._need_agent()
-        assert self.sub is not None  # noqa: S101  # set in _hello
         if actor.is_admin:
             topics = ["agents"]
         else:
             topics = [f"team:{t}" for t in sorted(actor.team_ids)] + ["team:none"]
-        await self.sub.add(topics)
+        await self._subscribe(topics)
         self.send({"type": "done", "ref": frame.get("id")})
 
     async def _ticket_action(self, frame: dict[str, Any], act: Callable[..., Any]) -> None:

@@ -34,14 +34,24 @@ def _dialect(session: Session) -> str:
 
 def index_message(session: Session, message_id: int, ticket_id: int, body: str) -> None:
     """Add one stored message to the index, in the caller's transaction."""
-    terms = segmented(body)
-    if not terms:
+    index_messages(session, [(message_id, ticket_id, body)])
+
+
+def index_messages(session: Session, messages: Iterable[tuple[int, int, str]]) -> None:
+    """Add stored messages (message id, ticket id, body) to the index in one
+    executemany, in the caller's transaction (the chat writer stores many at once)."""
+    rows = [
+        {"m": message_id, "t": ticket_id, "terms": terms}
+        for message_id, ticket_id, body in messages
+        if (terms := segmented(body))
+    ]
+    if not rows:
         return
     if _dialect(session) == "sqlite":
         sql = "INSERT INTO message_fts (rowid, terms, ticket_id) VALUES (:m, :terms, :t)"
     else:
         sql = "INSERT INTO message_search (message_id, ticket_id, terms) VALUES (:m, :t, :terms)"
-    session.execute(text(sql), {"m": message_id, "t": ticket_id, "terms": terms})
+    session.execute(text(sql), rows)
 
 
 def move_messages(session: Session, message_ids: Iterable[int], ticket_id: int) -> None:
