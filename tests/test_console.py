@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from kefu.actions.agents import do_enroll_totp, do_update_agent
-from kefu.actions.articles import ArticleData, do_save_article
+from kefu.actions.articles import (
+    ArticleData,
+    do_log_search,
+    do_record_feedback,
+    do_save_article,
+)
 from kefu.actions.calls import CallLog, do_log_call
 from kefu.actions.chat import ChatStart, do_request_human, do_start_chat
 from kefu.actions.macros import do_save_macro
@@ -1324,3 +1329,31 @@ def test_the_desk_page_costs_the_same_queries_with_many_tokens_and_tags(
     rows = page.text.split('id="tokens-admin"', 1)[1].split("</table>", 1)[0]
     assert rows.count("data-token=") == 24
     assert len(many) == len(few), many
+
+
+def test_supervisors_see_what_the_help_center_did_not_answer(
+    client: TestClient, world: dict[str, Any], db: Session
+) -> None:
+    do_save_article(
+        db, SYSTEM, ArticleData(title="提币手续费说明", body_md="按网络收取。"), article_id="kb-fee"
+    )
+    do_record_feedback(db, "kb-fee", helpful=False)
+    do_log_search(db, "合约穿仓怎么赔付", "zh-CN", [])
+    do_log_search(db, "合约穿仓怎么赔付", "zh-CN", [])
+    do_log_search(db, "提币手续费", "zh-CN", ["kb-fee"])
+    boss = make_agent(db, role=Role.SUPERVISOR, password=PASSWORD)
+    db.commit()
+    # Agents neither see the page nor its link.
+    console_login(client, world["me"].email)
+    assert "/agent/admin/helpcenter" not in client.get("/agent/inbox/mine").text
+    assert client.get("/agent/admin/helpcenter").status_code == 403
+    client.cookies.clear()
+    console_login(client, boss.email)
+    assert "/agent/admin/helpcenter" in client.get("/agent/inbox/mine").text
+    page = client.get("/agent/admin/helpcenter")
+    assert page.status_code == 200
+    gaps = page.text.split('id="search-gaps"')[1].split("</table>")[0]
+    assert "合约穿仓怎么赔付" in gaps and "<td>2</td>" in gaps
+    assert "提币手续费" not in gaps  # it found something
+    unhelpful = page.text.split('id="unhelpful"')[1].split("</table>")[0]
+    assert 'href="/help/articles/kb-fee"' in unhelpful

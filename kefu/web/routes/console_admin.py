@@ -35,6 +35,7 @@ from kefu.domain.macros import VARIABLES
 from kefu.domain.tickets import Channel
 from kefu.domain.verify import ChannelKind
 from kefu.models import Agent
+from kefu.queries.articles import searches_without_results, unhelpful_articles
 from kefu.queries.console import list_inboxes, open_counts_by_team, tag_counts
 from kefu.queries.macros import list_macros
 from kefu.queries.official_channels import (
@@ -206,6 +207,23 @@ def enrol_totp(
         return _account_page(request, principal, state, error=exc.message)
     state.principals.clear()
     return RedirectResponse("/agent/account?enrolled=1", status_code=303)
+
+
+@router.get("/helpcenter", response_class=HTMLResponse)
+def helpcenter_page(request: Request, principal: ConsoleDep, state: StateDep) -> Response:
+    """What customers looked for in the help center and did not find, and the articles
+    they voted unhelpful: where to write or fix an article next."""
+    # Supervisors and admins review the help center; agents write articles via the API.
+    if not principal.actor.is_supervisor_or_admin:
+        raise PermissionDenied("supervisors and admins only")
+    with state.read_sessions() as session:
+        return render(
+            request,
+            "pages/console/helpcenter.html",
+            **console_context(principal),
+            gaps=searches_without_results(session),
+            unhelpful=unhelpful_articles(session),
+        )
 
 
 @router.get("/channels", response_class=HTMLResponse)
