@@ -50,6 +50,7 @@ OFFICIAL_CHANNEL_REMOVED = "official_channel.removed"
 CHAT_STATE_CHANGED = "chat.state_changed"
 AGENT_PRESENCE_CHANGED = "agent.presence_changed"
 TICKET_RATED = "ticket.rated"
+TRANSCRIPT_REQUESTED = "transcript.requested"
 MACRO_SAVED = "macro.saved"
 MACRO_DELETED = "macro.deleted"
 INBOX_SAVED = "inbox.saved"
@@ -82,6 +83,7 @@ ALL_EVENTS = frozenset(
         CHAT_STATE_CHANGED,
         AGENT_PRESENCE_CHANGED,
         TICKET_RATED,
+        TRANSCRIPT_REQUESTED,
         MACRO_SAVED,
         MACRO_DELETED,
         INBOX_SAVED,

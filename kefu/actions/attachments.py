@@ -102,13 +102,16 @@ def do_upload_attachment(
     filename: str,
     declared_type: str | None,
     max_bytes: int,
+    allowed_types: frozenset[str] = ALLOWED_TYPES,
 ) -> Attachment:
+    """Store an upload. ``allowed_types`` narrows what is kept (a chat visitor's files
+    are screenshots and PDFs); a refused file leaves nothing behind."""
     if len(data) > max_bytes:
         raise PayloadTooLarge("file too large", max_bytes=max_bytes)
     if not data:
         raise ValidationFailed("file is empty", field="file")
     content_type = sniff_type(data, declared_type)
-    if content_type not in ALLOWED_TYPES:
+    if content_type not in ALLOWED_TYPES or content_type not in allowed_types:
         raise ValidationFailed("file type not allowed", field="file", content_type=content_type)
     masked_kinds: tuple[str, ...] = ()
     if content_type in _TEXT_TYPES:

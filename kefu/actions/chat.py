@@ -1,5 +1,6 @@
 """Live chat: start a chat, bot suggestions, the stolen-account fast lane, the queue,
-routing to agents, presence, transfer, leaving a message, ending and rating.
+routing to agents, presence, transfer, leaving a message, ending and rating, files
+(screenshots) in a chat, and the transcript by email.
 
 Each ``do_*`` runs inside the caller's transaction. Routing (``do_route_chats``) runs
 in the same transaction as whatever freed a slot or queued a chat, so a chat is never
@@ -11,12 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from kefu import events
+from kefu.actions.attachments import ALLOWED_TYPES
 from kefu.actions.guard import screen_inbound
 from kefu.actions.history import record_event
 from kefu.actions.messages import (
@@ -29,6 +32,7 @@ from kefu.actions.messages import (
     screen_message_body,
     status_after_message,
 )
+from kefu.actions.outbox import do_enqueue_job
 from kefu.actions.tickets import (
     NewTicket,
     do_assign,
@@ -56,6 +60,7 @@ from kefu.domain.errors import (
     KefuError,
     NotFound,
     PermissionDenied,
+    RateLimited,
     ValidationFailed,
 )
 from kefu.domain.exchange_fields import ExchangeFields
@@ -68,7 +73,7 @@ from kefu.domain.tickets import (
 )
 from kefu.events import discard_pending_since, pending_count
 from kefu.infra.i18n import DEFAULT_LOCALE, gettext_for
-from kefu.models import Agent, AgentTeam, Contact, Message, Rating, Team, Ticket
+from kefu.models import Agent, AgentTeam, Attachment, Contact, Event, Message, Rating, Team, Ticket
 from kefu.queries.chat import queue_order
 from kefu.queries.tickets import access_ticket_by_number
 
@@ -78,6 +83,18 @@ log = logging.getLogger(__name__)
 Suggest = Callable[[str, str], Sequence[dict[str, Any]]]
 
 MAX_CHAT_TEXT = 4000
+# Files a chat takes: screenshots, and a PDF (a bank statement, an exchange's notice).
+# The upload route refuses anything else from a visitor, and a ``msg`` naming another
+# kind of upload (a zip sent through the API) is refused before anything is stored.
+CHAT_ATTACHMENT_TYPES = (
+    frozenset({"image/png", "image/jpeg", "image/webp", "image/gif", "application/pdf"})
+    & ALLOWED_TYPES
+)
+MAX_CHAT_ATTACHMENTS = 5
+# The transcript by email: a mail worth asking for again after a typo, not a way to
+# make kefu mail someone every few seconds.
+TRANSCRIPTS_PER_HOUR = 3
+TRANSCRIPT_JOB = "email.transcript"
 # What the system says in a chat: English message ids, translated to the contact's
 # locale through the catalog (kefu/locale).
 BOT_INTRO = "Hi, I'm the assistant. These articles may help; tap “Talk to a person” any time."
@@ -193,18 +210,26 @@ def do_chat_message(
     client_msg_id: str | None,
     *,
     is_internal: bool = False,
+    attachment_ids: Sequence[int] = (),
 ) -> Message:
-    """A message typed into a chat. An agent's internal note may follow an ended chat;
-    anything else needs the chat live. A stolen-account report written to the bot moves
-    the chat to the fast lane there and then."""
+    """A message typed into a chat, with files uploaded before (``attachment_ids``). An
+    agent's internal note may follow an ended chat; anything else needs the chat live.
+    A stolen-account report written to the bot moves the chat to the fast lane there
+    and then."""
     if not is_internal and ticket.chat_state not in LIVE_STATES:
         raise InvalidTransition("chat has ended", state=str(ticket.chat_state))
+    if attachment_ids:
+        check_chat_attachments(session, actor, attachment_ids)
     message = do_add_message(
         session,
         actor,
         ticket,
         NewMessage(
-            body=text, channel=Channel.CHAT, client_msg_id=client_msg_id, is_internal=is_internal
+            body=text,
+            channel=Channel.CHAT,
+            client_msg_id=client_msg_id,
+            is_internal=is_internal,
+            attachment_ids=attachment_ids,
         ),
     )
     if (
@@ -216,15 +241,44 @@ def do_chat_message(
     return message
 
 
+def check_chat_attachments(session: Session, actor: Actor, attachment_ids: Sequence[int]) -> None:
+    """Files a chat message may carry: a few, of the chat's types. Who may attach them
+    (their uploader, once) is ``do_add_message``'s rule; only the actor's own uploads
+    are looked at here, so nobody learns the type of someone else's file."""
+    if len(attachment_ids) > MAX_CHAT_ATTACHMENTS:
+        raise ValidationFailed(
+            "too many attachments", field="attachments", max=MAX_CHAT_ATTACHMENTS
+        )
+    uploader = (
+        Attachment.uploaded_by_contact_id
+        if actor.kind is ActorKind.CONTACT
+        else Attachment.uploaded_by_agent_id
+    )
+    types = session.scalars(
+        select(Attachment.content_type).where(
+            Attachment.id.in_(list(attachment_ids)), uploader == actor.id
+        )
+    ).all()
+    for content_type in types:
+        if content_type not in CHAT_ATTACHMENT_TYPES:
+            raise ValidationFailed(
+                "this file type cannot be sent in a chat",
+                field="attachments",
+                content_type=content_type,
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class ChatMessageIn:
-    """A ``msg`` frame: text typed into a chat (or an agent's note on it)."""
+    """A ``msg`` frame: text typed into a chat (or an agent's note on it), with the
+    ids of files uploaded for it."""
 
     actor: Actor
     ticket: str  # the number as the client sent it
     text: str
     client_msg_id: str
     is_internal: bool = False
+    attachment_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,9 +425,12 @@ def _plan_chat_message(
         item.text,
         is_internal=item.is_internal,
         txid=row.txid,
-        has_attachments=False,
+        has_attachments=bool(item.attachment_ids),
     )
     if actor.kind not in (ActorKind.CONTACT, ActorKind.AGENT):
+        return None
+    # Files are type-checked and claimed on the full path (do_chat_message).
+    if item.attachment_ids:
         return None
     # The contact is warned in the chat and agents get an event.
     if screened.secret_kinds:
@@ -415,6 +472,7 @@ def _chat_message_full_path(session: Session, item: ChatMessageIn) -> ChatMessag
                 item.text,
                 item.client_msg_id,
                 is_internal=item.is_internal,
+                attachment_ids=item.attachment_ids,
             )
             return ChatMessageStored(ticket.number, message.seq)
     except KefuError as exc:
@@ -643,17 +701,86 @@ def do_leave_message(
         raise InvalidTransition("chat is not waiting", state=str(ticket.chat_state))
     contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
     if email and contact is not None and contact.email is None:
-        email = email.strip().lower()
-        if "@" not in email or len(email) > 320 or " " in email:
-            raise ValidationFailed("invalid email", field="email")
-        taken = session.scalar(select(Contact.id).where(Contact.email == email))
-        if taken is None:
-            contact.email = email
+        _remember_email(session, contact, _check_email(email))
     ticket.chat_state = ChatState.LEFT_MESSAGE
     ticket.queued_at = None
     _system_says(session, ticket, LEFT_MESSAGE, kind="left_message")
     record_event(session, actor, events.CHAT_STATE_CHANGED, ticket=ticket, data=_state(ticket))
     return ticket
+
+
+def _check_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or " " in email:
+        raise ValidationFailed("invalid email", field="email")
+    return email
+
+
+def _remember_email(session: Session, contact: Contact, email: str) -> None:
+    """A visitor's address, given to hear back, becomes the contact's, so a reply to
+    our mail threads to their ticket (unless another contact already has it)."""
+    taken = session.scalar(select(Contact.id).where(Contact.email == email))
+    if taken is None:
+        contact.email = email
+
+
+def do_request_transcript(
+    session: Session, actor: Actor, ticket: Ticket, *, email: str | None = None
+) -> str:
+    """The contact asks for the chat's transcript by email, to ``email`` or the address
+    kefu has for them (an anonymous visitor must give one). The mail is an outbox job,
+    rendered when it is sent with the chat's visible messages up to now; at most
+    ``TRANSCRIPTS_PER_HOUR`` per ticket. Returns the address it goes to."""
+    # Only the chat's own contact: a transcript is their conversation, mailed out.
+    if actor.kind is not ActorKind.CONTACT:
+        raise PermissionDenied("only the chat's contact asks for its transcript")
+    _check_party(actor, ticket)
+    contact = session.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    if contact is None:
+        raise PermissionDenied("not your chat")
+    if email:
+        to = _check_email(email)
+        if contact.email is None:
+            _remember_email(session, contact, to)
+    elif contact.email:
+        to = contact.email
+    else:
+        raise ValidationFailed("an email address is required", field="email")
+    now = utcnow()
+    since = now - timedelta(hours=1)
+    recent = session.scalars(
+        select(Event.created_at)
+        .where(
+            Event.ticket_id == ticket.id,
+            Event.kind == events.TRANSCRIPT_REQUESTED,
+            Event.created_at >= since,
+        )
+        .order_by(Event.created_at)
+    ).all()
+    if len(recent) >= TRANSCRIPTS_PER_HOUR:
+        oldest = recent[0] if recent[0].tzinfo else recent[0].replace(tzinfo=UTC)
+        wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+        raise RateLimited(
+            "too many transcript requests; try again later",
+            retry_after_seconds=wait,
+            limit=TRANSCRIPTS_PER_HOUR,
+        )
+    session.flush()
+    # Kept for agents only: the address is the contact's business, not the timeline's.
+    record_event(
+        session,
+        actor,
+        events.TRANSCRIPT_REQUESTED,
+        ticket=ticket,
+        data={"up_to_seq": ticket.last_seq},
+        is_internal=True,
+    )
+    do_enqueue_job(
+        session,
+        TRANSCRIPT_JOB,
+        {"ticket_id": ticket.id, "to": to, "up_to_seq": ticket.last_seq},
+    )
+    return to
 
 
 def do_end_chat(session: Session, actor: Actor, ticket: Ticket) -> Ticket:

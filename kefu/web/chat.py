@@ -29,12 +29,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from kefu import events
 from kefu.actions.chat import (
+    CHAT_ATTACHMENT_TYPES,
+    MAX_CHAT_ATTACHMENTS,
     ChatMessageIn,
     ChatMessageStored,
     ChatStart,
@@ -45,20 +48,22 @@ from kefu.actions.chat import (
     do_leave_message,
     do_rate_ticket,
     do_request_human,
+    do_request_transcript,
     do_set_presence,
     do_start_chat,
     do_transfer_chat,
 )
 from kefu.actions.contacts import ContactData, do_create_contact
+from kefu.actions.guard import display_email
 from kefu.actions.messages import message_public
 from kefu.domain.access import SYSTEM, Actor, ActorKind
 from kefu.domain.chat import ChatState, ChatTopic, Presence
-from kefu.domain.errors import KefuError, NotAuthenticated
+from kefu.domain.errors import KefuError, NotAuthenticated, RateLimited
 from kefu.domain.exchange_fields import ExchangeFields
 from kefu.events import discard_pending_since, pending_count
 from kefu.infra.i18n import gettext_for
 from kefu.infra.pubsub.base import PubSub, Subscription
-from kefu.models import Ticket
+from kefu.models import Attachment, Ticket
 from kefu.queries.chat import live_chats, messages_after, queue_status
 from kefu.queries.tickets import access_ticket_by_number
 from kefu.web.deps import SESSION_COOKIE, AppState, principal_from_credentials
@@ -98,7 +103,10 @@ def sign_visitor(secret: str, contact_id: int) -> str:
 
 def check_visitor(secret: str, token: str) -> int | None:
     parts = token.split(".")
-    if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit() or len(parts[1]) > 12:
+    if len(parts) != 3 or parts[0] != "v1" or len(parts[1]) > 12:
+        return None
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses.
+    if not parts[1].isascii() or not parts[1].isdigit():
         return None
     expected = sign_visitor(secret, int(parts[1]))
     return int(parts[1]) if hmac.compare_digest(expected, token) else None
@@ -250,11 +258,13 @@ class Heard:
     ``message`` frame rendered once, however many sockets deliver it (the contact's
     and the agent's, at least)."""
 
-    __slots__ = ("event", "frame")
+    __slots__ = ("event", "files", "frame")
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.event = event
         self.frame: str | None = None
+        # A message with files: their details, read once for every socket it reaches.
+        self.files: asyncio.Future[list[dict[str, Any]]] | None = None
 
 
 class ChatHub:
@@ -493,6 +503,9 @@ class Connection:
             await self._dispatch(frame)
         except ChatError as exc:
             self.error(exc.code, exc.message, ref=ref)
+        except RateLimited as exc:
+            params = exc.params | {"retry_after_seconds": exc.retry_after_seconds}
+            self.error(exc.code, exc.message, ref=ref, **params)
         except KefuError as exc:
             self.error(exc.code, exc.message, ref=ref, **exc.params)
         except Exception:
@@ -550,6 +563,10 @@ class Connection:
             "max_frame_chars": MAX_FRAME_CHARS,
             "rate_per_s": RATE_PER_S,
             "burst": RATE_BURST,
+            # Files for a msg are uploaded first (POST /api/v1/attachments).
+            "max_upload_bytes": self.hub.state.settings.max_upload_bytes,
+            "attachment_types": sorted(CHAT_ATTACHMENT_TYPES),
+            "max_attachments": MAX_CHAT_ATTACHMENTS,
         }
         self.send(welcome)
         resume = frame.get("resume")
@@ -651,6 +668,8 @@ class Connection:
             number = data.get("ticket")
             if not isinstance(number, str):
                 return
+            if message.get("attachments") and (heard is None or heard.frame is None):
+                message = message | {"files": await self._files_of(message, heard)}
             self._send_message(number, message, live=True, heard=heard)
         elif kind == "chat.state_changed":
             await self._send_state(data)
@@ -671,6 +690,26 @@ class Connection:
             and isinstance(data.get("ticket"), str)
         ):
             self.send({"type": "changed", "ticket": data["ticket"], "event": kind})
+
+    async def _files_of(self, message: dict[str, Any], heard: Heard | None) -> list[dict[str, Any]]:
+        """What a client needs to show a message's files (the event carries their ids),
+        read after the commit that stored them; once per process for a heard event."""
+        ids = [i for i in message.get("attachments") or () if isinstance(i, int)]
+
+        def read(session: Session) -> list[dict[str, Any]]:
+            rows = session.scalars(select(Attachment).where(Attachment.id.in_(ids))).all()
+            by_id = {a.id: a for a in rows}
+            return [_file_view(by_id[i]) for i in ids if i in by_id]
+
+        if heard is None:
+            return await self._read(read)
+        if heard.files is None:
+            heard.files = asyncio.ensure_future(self._read(read))
+        try:
+            return await asyncio.shield(heard.files)
+        except Exception:  # the ids still go out; a resume reads the details again
+            log.exception("reading a message's files failed")
+            return []
 
     async def _viewing(self, data: dict[str, Any]) -> None:
         """Another agent opened or left a ticket this socket watches: tell the console
@@ -806,7 +845,9 @@ class Connection:
         def read(session: Session) -> tuple[Ticket, list[dict[str, Any]]]:
             ticket = access_ticket_by_number(session, actor, number)
             rows = messages_after(session, ticket, after_seq, internal=internal)
-            return ticket, [message_public(m) for m in rows]
+            return ticket, [
+                message_public(m) | {"files": [_file_view(a) for a in m.attachments]} for m in rows
+            ]
 
         ticket, rows = await self._read(read)
         self.sent.setdefault(ticket.id, after_seq)
@@ -907,12 +948,15 @@ class Connection:
 
     async def _on_msg(self, frame: dict[str, Any]) -> None:
         actor = self._need_actor()
+        attachment_ids = _attachment_ids(frame)
         item = ChatMessageIn(
             actor=actor,
             ticket=_ticket(frame),
-            text=_text(frame),
+            # A screenshot may go without words.
+            text=_text(frame) if not attachment_ids else _optional_text(frame),
             client_msg_id=_client_id(frame),
             is_internal=bool(frame.get("internal")),
+            attachment_ids=attachment_ids,
         )
         stored = await self.hub.writer.submit_message(item)
         self.send(
@@ -1010,6 +1054,25 @@ class Connection:
     async def _on_end(self, frame: dict[str, Any]) -> None:
         await self._ticket_action(frame, do_end_chat)
 
+    async def _on_transcript(self, frame: dict[str, Any]) -> None:
+        """The contact asks for the chat's transcript by email (during or after it)."""
+        actor = self._need_actor()
+        number = _ticket(frame)
+        given = frame.get("email")
+        if given is not None and not isinstance(given, str):
+            raise ChatError("invalid_frame", "email must be a string")
+        email = given.strip() if given else None
+
+        def work(session: Session) -> str:
+            ticket = access_ticket_by_number(session, actor, number)
+            return do_request_transcript(session, actor, ticket, email=email or None)
+
+        to = await self.hub.writer.submit(work)
+        # The address as the contact's own screen may show it, masked like everywhere.
+        self.send(
+            {"type": "done", "ref": frame.get("id"), "ticket": number, "email": display_email(to)}
+        )
+
     async def _on_rate(self, frame: dict[str, Any]) -> None:
         def num(name: str) -> int | None:
             value = frame.get(name)
@@ -1065,6 +1128,40 @@ def _text(frame: dict[str, Any]) -> str:
     return value
 
 
+def _optional_text(frame: dict[str, Any]) -> str:
+    value = frame.get("text")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ChatError("invalid_frame", "text must be a string")
+    return value
+
+
+def _attachment_ids(frame: dict[str, Any]) -> tuple[int, ...]:
+    """The ids of files uploaded for a ``msg`` (``attachments``, optional)."""
+    value = frame.get("attachments")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_CHAT_ATTACHMENTS:
+        raise ChatError("invalid_frame", "attachments is a list of up to 5 attachment ids")
+    ids = tuple(dict.fromkeys(value))
+    for i in ids:
+        if not isinstance(i, int) or isinstance(i, bool) or not 1 <= i <= 2**53:
+            raise ChatError("invalid_frame", "attachments is a list of up to 5 attachment ids")
+    return ids
+
+
+def _file_view(att: Attachment) -> dict[str, Any]:
+    """A file as a message frame describes it: enough to show a thumbnail or a link."""
+    return {
+        "id": att.id,
+        "filename": att.filename,
+        "content_type": att.content_type,
+        "size": att.size,
+        "url": f"/api/v1/attachments/{att.id}",
+    }
+
+
 def _client_id(frame: dict[str, Any]) -> str:
     value = frame.get("id")
     if not isinstance(value, str) or not 1 <= len(value) <= 64:
@@ -1090,7 +1187,8 @@ def _same_origin(ws: WebSocket) -> bool:
 def _public(message: dict[str, Any]) -> dict[str, Any]:
     keys = ("seq", "body", "author", "created_at", "client_msg_id", "kind", "articles")
     return {k: message[k] for k in keys if k in message} | {
-        "attachments": message.get("attachments", [])
+        "attachments": message.get("attachments", []),
+        "files": message.get("files", []),
     }
 
 
@@ -1106,6 +1204,7 @@ _HANDLERS: dict[str, Callable[[Connection, dict[str, Any]], Any]] = {
     "human": Connection._on_human,
     "leave": Connection._on_leave,
     "end": Connection._on_end,
+    "transcript": Connection._on_transcript,
     "rate": Connection._on_rate,
     "presence": Connection._on_presence,
     "accept": Connection._on_accept,

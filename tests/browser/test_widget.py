@@ -112,3 +112,86 @@ def test_articles_are_suggested_while_the_first_message_is_typed_on_another_site
     finally:
         host.shutdown()
         host.server_close()
+
+
+def _png(shade: int) -> bytes:
+    """A small real PNG (the server sniffs the type from the bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + bytes([shade, 90, 200]) * 24 for _ in range(16))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 24, 16, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
+def test_a_customer_sends_a_screenshot_the_agent_sees_it_and_asks_for_the_transcript(
+    browser: Any,
+    live_server: str,
+) -> None:
+    customer = browser.new_context(
+        locale="zh-CN", viewport={"width": 1100, "height": 800}
+    ).new_page()
+    errors: list[str] = []
+    customer.on("pageerror", lambda e: errors.append(str(e)))
+    customer.goto(live_server + "/help")
+    customer.get_by_role("button", name="在线客服").click()
+    customer.get_by_label("咨询类型").select_option("other")
+    customer.get_by_label("请描述您的问题").fill("转人工，充值截图如下")
+    customer.get_by_role("button", name="开始咨询").click()
+    customer.locator(".status").filter(has_text="排队").or_(
+        customer.locator(".status").filter(has_text="客服")
+    ).wait_for()
+    number = customer.evaluate(
+        "() => JSON.parse(localStorage.getItem('kefu:' + location.origin + ':ticket'))"
+    )
+    agent = log_in(browser, live_server, "/agent/chats")
+    agent.on("dialog", lambda d: d.accept())
+    agent.get_by_label("状态").select_option("online")
+    customer.locator(".status", has_text="王建国").wait_for()
+    agent.goto(f"{live_server}/agent/tickets/{number}")
+    agent.locator(".timeline .msg.in", has_text="充值截图如下").wait_for()
+
+    # The anonymous customer picks a screenshot: uploaded with the visitor token, sent
+    # by its id, shown as a thumbnail.
+    customer.get_by_label("输入消息…（Enter 发送）").fill("这是充值记录")
+    customer.locator("input[type=file]").set_input_files(
+        {"name": "充值记录.png", "mimeType": "image/png", "buffer": _png(30)}
+    )
+    thumb = customer.locator(".msg.mine img.thumb")
+    thumb.wait_for()
+    customer.locator(".msg.mine:not(.pending) img.thumb").wait_for()
+
+    # The agent's open ticket shows it as it arrives, and it downloads for the agent.
+    link = agent.locator(".timeline .msg.in .files a", has_text="充值记录.png")
+    link.wait_for()
+    href = link.get_attribute("href")
+    assert href is not None
+    fetched = agent.evaluate(
+        "async (u) => { const r = await fetch(u); return [r.status, r.headers.get('content-type')]; }",
+        href,
+    )
+    assert fetched == [200, "image/png"]
+
+    # A file the chat does not take is turned down, with the reason on screen.
+    customer.locator("input[type=file]").set_input_files(
+        {"name": "logs.zip", "mimeType": "application/zip", "buffer": b"PK\x05\x06" + b"\x00" * 18}
+    )
+    customer.locator(".status", has_text="仅支持图片").wait_for()
+
+    # The transcript, asked for while the chat is live.
+    customer.get_by_text("发送聊天记录到邮箱").click()
+    customer.get_by_label("接收邮箱（已登录可留空）").fill("zhang.wei@example.com")
+    customer.locator(".transcript-form button").click()
+    customer.locator(".status", has_text="聊天记录将发送至").wait_for()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    customer.screenshot(path=str(SCREENSHOTS / "chat-widget-screenshot.png"))
+    assert errors == []

@@ -1,4 +1,5 @@
-"""Sending mail: agents' replies and acknowledgements, from the outbox, by SMTP.
+"""Sending mail: agents' replies, acknowledgements and chat transcripts, from the
+outbox, by SMTP.
 
 Each reply carries the Message-ID minted when it was stored, ``In-Reply-To`` and
 ``References`` to the thread, the ticket number in the subject, text and HTML parts,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -23,6 +25,7 @@ from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import dkim
@@ -30,6 +33,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kefu.actions.guard import display_text
 from kefu.channels.email.parse import sanitize_header_value
 from kefu.domain.clock import utcnow
 from kefu.domain.mail import reply_subject
@@ -145,6 +149,65 @@ def load_reply(session: Session, settings: Settings, message_id: int) -> Outgoin
         message_id=message.email_message_id,
         in_reply_to=thread[-1] if thread else None,
         references=thread,
+    )
+
+
+def _wall_clock(value: datetime, tz: str) -> str:
+    if value.tzinfo is None:  # SQLite hands back naive values; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def load_transcript(
+    session: Session, settings: Settings, *, ticket_id: int, to: str, up_to_seq: int, job_id: int
+) -> Outgoing | None:
+    """The chat's transcript as its contact saw it: the messages that are not internal
+    notes, up to the moment it was asked for, with personal data masked as on their
+    screen (secrets were masked before storage)."""
+    ticket = session.get(Ticket, ticket_id)
+    contact = session.get(Contact, ticket.contact_id) if ticket and ticket.contact_id else None
+    if ticket is None or contact is None:
+        return None
+    messages = session.scalars(
+        select(Message)
+        .where(
+            Message.ticket_id == ticket.id,
+            Message.is_internal.is_(False),
+            Message.seq <= up_to_seq,
+        )
+        .order_by(Message.seq)
+        .limit(2000)
+    ).all()
+    lines = [
+        {
+            "at": _wall_clock(m.created_at, settings.time_zone),
+            "author": m.author_type.value,
+            "body": display_text(m.body),
+            "articles": [str(a.get("title", "")) for a in (m.meta or {}).get("articles") or ()],
+            "files": [a.filename for a in m.attachments],
+        }
+        for m in messages
+    ]
+    locale = contact.locale if contact.locale in ("zh-CN", "en") else "zh-CN"
+    context = {
+        "lines": lines,
+        "code": contact.anti_phishing_code,
+        "number": ticket.number,
+        "subject": display_text(ticket.subject),
+        "time_zone": settings.time_zone,
+        "verify_url": _verify_url(settings),
+    }
+    return Outgoing(
+        to=to,
+        to_name=contact.name,
+        subject=render("emails/transcript.subject.txt", locale, **context).strip(),
+        text=render("emails/transcript.txt", locale, **context),
+        html=render("emails/transcript.html", locale, **context),
+        message_id=f"transcript-{ticket.number}-{job_id}@{settings.mail_domain}",
+        in_reply_to=None,
+        references=[],
+        # Sent by a machine on request: an auto-responder must not answer it (RFC 3834).
+        is_auto_reply=True,
     )
 
 
@@ -316,4 +379,22 @@ def make_email_handlers(sessions: sessionmaker[Session], settings: Settings) -> 
             raise PermanentJobError("nothing to acknowledge")
         await send(settings, build_email(settings, out))
 
-    return {"email.send": send_reply, "email.ack": send_ack}
+    async def send_transcript(job_id: int, payload: dict[str, Any]) -> None:
+        def load() -> Outgoing | None:
+            with sessions() as session:
+                return load_transcript(
+                    session,
+                    settings,
+                    ticket_id=int(payload["ticket_id"]),
+                    to=str(payload["to"]),
+                    up_to_seq=int(payload["up_to_seq"]),
+                    job_id=job_id,
+                )
+
+        out = await asyncio.to_thread(load)
+        if out is None:
+            raise PermanentJobError("nothing to send: ticket or contact gone")
+        await send(settings, build_email(settings, out))
+
+    # Job kinds: actions.messages.EMAIL_SEND_JOB, the ack, actions.chat.TRANSCRIPT_JOB.
+    return {"email.send": send_reply, "email.ack": send_ack, "email.transcript": send_transcript}

@@ -14,6 +14,11 @@
  * last sequence seen, so nothing is lost or shown twice. Everything shown is text
  * (textContent), never HTML. Styles live in widget.css inside a shadow root, so the
  * host page and the widget cannot restyle each other.
+ *
+ * Screenshots: a file is uploaded to /api/v1/attachments (with the identity token, or
+ * the visitor token in X-Kefu-Visitor) and its id sent in the msg frame; files in
+ * messages are fetched the same way and shown as thumbnails or download links. The
+ * transcript form asks for the chat by email (a "transcript" frame).
  */
 (function () {
   "use strict";
@@ -39,6 +44,10 @@
     thanks: "感谢您的评价！", reconnecting: "连接中断，正在重连…", sending: "发送中", sentOk: "已送达",
     newChat: "新的咨询", you: "我", bot: "智能助手", agent: "客服", system: "系统",
     maybe: "这些文章也许能解决您的问题：",
+    attach: "图片", attachLabel: "发送图片或 PDF", uploading: "正在上传…", uploadFailed: "上传失败，请重试。",
+    tooBig: "文件过大（上限 {mb} MB）。", badType: "仅支持图片（PNG、JPEG、WebP、GIF）和 PDF 文件。",
+    download: "下载", transcript: "发送聊天记录到邮箱", transcriptEmail: "接收邮箱（已登录可留空）",
+    transcriptSend: "发送", transcriptSent: "聊天记录将发送至 {email}，请注意查收。",
     topics: [["deposit_withdrawal", "充值提现"], ["account_security", "账户被盗/安全"], ["trading", "交易"], ["kyc", "身份认证"], ["other", "其他"]]
   } : {
     launcher: "Live support", title: "KX Live Support", close: "Close",
@@ -54,6 +63,10 @@
     thanks: "Thank you for your feedback!", reconnecting: "Connection lost, reconnecting…", sending: "sending", sentOk: "delivered",
     newChat: "New chat", you: "Me", bot: "Assistant", agent: "Support", system: "System",
     maybe: "These articles may answer your question:",
+    attach: "Image", attachLabel: "Send an image or PDF", uploading: "Uploading…", uploadFailed: "Upload failed, please try again.",
+    tooBig: "The file is too large (at most {mb} MB).", badType: "Only images (PNG, JPEG, WebP, GIF) and PDF files can be sent.",
+    download: "Download", transcript: "Email me the chat transcript", transcriptEmail: "Email (optional if you are signed in)",
+    transcriptSend: "Send", transcriptSent: "The transcript is on its way to {email}.",
     topics: [["deposit_withdrawal", "Deposits & withdrawals"], ["account_security", "Account stolen / security"], ["trading", "Trading"], ["kyc", "Identity verification"], ["other", "Other"]]
   };
 
@@ -72,7 +85,8 @@
     pending: load("pending", []),      // [{id, ticket, text}] not acknowledged yet
     chatState: null,
     token: null,
-    rated: load("rated", null)
+    rated: load("rated", null),
+    limits: {}                         // from welcome: upload size and types
   };
   function persist() {
     save("visitor", state.visitor); save("ticket", state.ticket);
@@ -160,8 +174,36 @@
   input.setAttribute("aria-label", T.placeholder);
   var sendBtn = el("button", "primary", T.send);
   sendBtn.type = "submit";
+  // A screenshot: picked here, uploaded, then sent as a msg with its attachment id.
+  var fileInput = el("input");
+  fileInput.type = "file";
+  fileInput.accept = "image/png,image/jpeg,image/webp,image/gif,application/pdf";
+  fileInput.hidden = true;
+  fileInput.setAttribute("aria-label", T.attachLabel);
+  var attachBtn = el("button", "attach", T.attach);
+  attachBtn.type = "button";
+  attachBtn.title = T.attachLabel;
+  attachBtn.setAttribute("aria-label", T.attachLabel);
+  composer.appendChild(attachBtn);
+  composer.appendChild(fileInput);
   composer.appendChild(input);
   composer.appendChild(sendBtn);
+
+  // The transcript by email, during the chat and after it.
+  var transcriptBox = el("details", "transcript");
+  transcriptBox.hidden = true;
+  transcriptBox.appendChild(el("summary", null, T.transcript));
+  var transcriptForm = el("form", "transcript-form");
+  var transcriptEmail = el("input");
+  transcriptEmail.type = "email";
+  transcriptEmail.placeholder = T.transcriptEmail;
+  transcriptEmail.setAttribute("aria-label", T.transcriptEmail);
+  transcriptEmail.autocomplete = "email";
+  var transcriptBtn = el("button", "primary", T.transcriptSend);
+  transcriptBtn.type = "submit";
+  transcriptForm.appendChild(transcriptEmail);
+  transcriptForm.appendChild(transcriptBtn);
+  transcriptBox.appendChild(transcriptForm);
 
   // Nobody online: leave a message.
   var leaveForm = el("form", "leave");
@@ -209,7 +251,7 @@
   newBtn.type = "button";
   newBtn.hidden = true;
 
-  [head, safety, status, log, typing, startForm, actions, leaveForm, composer, rateForm, newBtn]
+  [head, safety, status, log, typing, startForm, actions, leaveForm, composer, rateForm, transcriptBox, newBtn]
     .forEach(function (n) { panel.appendChild(n); });
   root.appendChild(launcher);
   root.appendChild(panel);
@@ -238,10 +280,60 @@
   function line(cls, name, text) {
     var li = el("li", "msg " + cls);
     li.appendChild(el("span", "who", name));
-    li.appendChild(el("span", "text", text));
+    if (text) li.appendChild(el("span", "text", text));
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
     return li;
+  }
+  // Files are fetched with the chat's credentials (an <img src> could not send them)
+  // and shown from a blob: an image as a thumbnail, anything else as a download.
+  function authHeaders() {
+    var h = { "Accept-Language": lang };
+    if (state.token) h.Authorization = "Bearer " + state.token;
+    else if (state.visitor) h["X-Kefu-Visitor"] = state.visitor;
+    return h;
+  }
+  function fetchFile(url) {
+    return fetch(new URL(url, origin).href, { headers: authHeaders(), credentials: "omit" })
+      .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.blob(); });
+  }
+  function showFiles(li, files, local) {
+    if (!files || !files.length) return;
+    var box = el("div", "files");
+    files.forEach(function (f, i) {
+      var isImage = /^image\//.test(f.content_type || "");
+      if (isImage) {
+        var link = el("a", "thumb-link");
+        link.target = "_blank";
+        link.rel = "noopener";
+        var img = el("img", "thumb");
+        img.alt = f.filename || "";
+        link.appendChild(img);
+        box.appendChild(link);
+        var display = function (blob) {
+          var u = URL.createObjectURL(blob);
+          img.src = u; link.href = u;
+          log.scrollTop = log.scrollHeight;
+        };
+        if (local && local[i]) display(local[i]);
+        else if (f.url) fetchFile(f.url).then(display).catch(function () { img.alt = f.filename + " ✕"; });
+      } else {
+        var a = el("a", "file", "📎 " + (f.filename || T.download));
+        a.href = "#";
+        a.addEventListener("click", function (ev) {
+          ev.preventDefault();
+          if (!f.url) return;
+          fetchFile(f.url).then(function (blob) {
+            var tmp = document.createElement("a");
+            tmp.href = URL.createObjectURL(blob);
+            tmp.download = f.filename || "attachment"; // a download, never opened on this page
+            root.appendChild(tmp); tmp.click(); tmp.remove();
+          }).catch(function () { say(T.uploadFailed); });
+        });
+        box.appendChild(a);
+      }
+    });
+    li.appendChild(box);
   }
   function showMessage(f) {
     if (f.seq <= state.seq || shown[f.seq]) return;
@@ -258,6 +350,7 @@
     var name = f.kind === "bot_suggestions" ? T.bot : who(f.author);
     var li = line(cls, name, f.body || "");
     if (f.kind) li.classList.add("kind-" + f.kind);
+    showFiles(li, f.files);
     if (Array.isArray(f.articles) && f.articles.length) {
       var ul = el("ul", "articles");
       f.articles.forEach(function (a) {
@@ -283,6 +376,7 @@
     actions.hidden = !inChat;
     humanBtn.hidden = s !== "bot";
     rateForm.hidden = !(state.ticket && s === "ended" && state.rated !== state.ticket);
+    transcriptBox.hidden = !state.ticket || !s;
     newBtn.hidden = !(state.ticket && (s === "ended" || s === "left_message"));
     if (s !== "queued") leaveForm.hidden = true;
   }
@@ -340,7 +434,7 @@
   function flushPending() {
     state.pending.forEach(function (p) {
       if (p.start) send({ type: "start", topic: p.topic, text: p.text, id: p.id });
-      else send({ type: "msg", ticket: p.ticket, text: p.text, id: p.id });
+      else send(msgFrame(p));
     });
   }
   function onFrame(f) {
@@ -349,6 +443,7 @@
         backoff = 500;
         say("");
         if (f.visitor) { state.visitor = f.visitor; }
+        state.limits = f.limits || {};
         var live = (f.chats || []).filter(function (c) { return c.ticket === state.ticket; })[0];
         if (!live && !state.ticket && f.chats && f.chats.length) {
           // A known customer on a new device: pick up their live chat.
@@ -409,6 +504,10 @@
         break;
       case "done":
         if (f.ref === "rate") { state.rated = state.ticket; persist(); render(); say(T.thanks); }
+        if (f.ref === "transcript") {
+          say(T.transcriptSent.replace("{email}", f.email || ""));
+          transcriptBox.open = false;
+        }
         break;
       case "error":
         say(f.message || "");
@@ -464,16 +563,63 @@
     send({ type: "start", topic: p.topic, text: text, id: p.id });
     input.focus();
   });
+  function msgFrame(p) {
+    var frame = { type: "msg", ticket: p.ticket, text: p.text, id: p.id };
+    if (p.files && p.files.length) frame.attachments = p.files.map(function (f) { return f.id; });
+    return frame;
+  }
+  function sendMessage(text, files, local) {
+    var p = { id: newId(), ticket: state.ticket, text: text };
+    if (files) p.files = files;
+    state.pending.push(p);
+    persist();
+    var li = pendingEls[p.id] = line("mine pending", T.you, text);
+    showFiles(li, files, local);
+    send(msgFrame(p)); // else sent on reconnect
+  }
   composer.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = input.value.trim();
     if (!text || !state.ticket) return;
-    var p = { id: newId(), ticket: state.ticket, text: text };
-    state.pending.push(p);
-    persist();
-    pendingEls[p.id] = line("mine pending", T.you, text);
     input.value = "";
-    send({ type: "msg", ticket: p.ticket, text: text, id: p.id }); // else sent on reconnect
+    sendMessage(text);
+  });
+  attachBtn.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    fileInput.value = "";
+    if (!file || !state.ticket) return;
+    var lim = state.limits || {};
+    // Checked here to save a useless upload; the server checks again, by the bytes.
+    if (lim.max_upload_bytes && file.size > lim.max_upload_bytes) {
+      say(T.tooBig.replace("{mb}", String(Math.floor(lim.max_upload_bytes / 1048576)))); return;
+    }
+    if (lim.attachment_types && file.type && lim.attachment_types.indexOf(file.type) < 0) {
+      say(T.badType); return;
+    }
+    var form = new FormData();
+    form.append("file", file, file.name);
+    say(T.uploading);
+    attachBtn.disabled = true;
+    fetch(origin + "/api/v1/attachments", { method: "POST", body: form, headers: authHeaders(), credentials: "omit" })
+      .then(function (r) { return r.json().catch(function () { return {}; }).then(function (j) { return { ok: r.ok, j: j }; }); })
+      .then(function (res) {
+        if (!res.ok || !res.j.id) { say(res.j.detail || T.uploadFailed); return; }
+        say("");
+        var text = input.value.trim();
+        input.value = "";
+        sendMessage(text, [res.j], [file]);
+      })
+      .catch(function () { say(T.uploadFailed); })
+      .then(function () { attachBtn.disabled = false; });
+  });
+  transcriptForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (!state.ticket) return;
+    var frame = { type: "transcript", ticket: state.ticket, id: "transcript" };
+    var email = transcriptEmail.value.trim();
+    if (email) frame.email = email;
+    send(frame);
   });
   input.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); composer.requestSubmit(); }
