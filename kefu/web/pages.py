@@ -78,7 +78,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     response = HTMLResponse(html, status_code=status_code)
     response.headers["Content-Language"] = locale
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -4,6 +4,7 @@ an agent answering from the console in another browser context."""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -168,7 +169,13 @@ def test_a_customer_sends_a_screenshot_the_agent_sees_it_and_asks_for_the_transc
     )
     thumb = customer.locator(".msg.mine img.thumb")
     thumb.wait_for()
-    customer.locator(".msg.mine:not(.pending) img.thumb").wait_for()
+    shown = customer.locator(".msg.mine:not(.pending) img.thumb")
+    shown.wait_for()
+    # It really renders (the page's CSP must allow the blob: the widget shows it from).
+    deadline = time.monotonic() + 10
+    while not shown.evaluate("img => img.complete && img.naturalWidth > 0"):
+        assert time.monotonic() < deadline, "the thumbnail did not load"
+        customer.wait_for_timeout(100)
 
     # The agent's open ticket shows it as it arrives, and it downloads for the agent.
     link = agent.locator(".timeline .msg.in .files a", has_text="充值记录.png")
