@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
+from api import pg_reachable  # noqa: E402  # bench/api.py
+from console import cpu_model  # noqa: E402  # bench/console.py
 from starlette.testclient import TestClient  # noqa: E402
 
 from kefu.domain.text import segmented  # noqa: E402
@@ -43,24 +44,6 @@ RESULTS = ROOT / "bench" / "results"
 PG = "postgresql://postgres@127.0.0.1:5432/kefu_bench"
 PER_TICKET = 10
 SEED = 20261125
-
-
-def pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def corpus() -> tuple[list[str], list[str]]:
