@@ -419,19 +419,20 @@ def _plan_chat_message(
     seq = stored.get((row.id, item.client_msg_id))
     if seq is not None:
         return ChatMessageStored(row.number, seq)
+    # Before the screen: the full path screens these itself (no scan twice).
+    if actor.kind not in (ActorKind.CONTACT, ActorKind.AGENT):
+        return None
+    # Files are type-checked and claimed on the full path (do_chat_message).
+    if item.attachment_ids:
+        return None
     screened = screen_message_body(
         session,
         actor,
         item.text,
         is_internal=item.is_internal,
         txid=row.txid,
-        has_attachments=bool(item.attachment_ids),
+        has_attachments=False,
     )
-    if actor.kind not in (ActorKind.CONTACT, ActorKind.AGENT):
-        return None
-    # Files are type-checked and claimed on the full path (do_chat_message).
-    if item.attachment_ids:
-        return None
     # The contact is warned in the chat and agents get an event.
     if screened.secret_kinds:
         return None
