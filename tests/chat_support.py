@@ -170,3 +170,15 @@ class Client:
             with contextlib.suppress(Exception):
                 await client.close()
         cls.opened.clear()
+
+
+def run(coro: Any) -> Any:
+    """Run one test scenario with a 60 s bound, closing every socket it opened."""
+
+    async def bounded() -> Any:
+        try:
+            return await asyncio.wait_for(coro, 60)
+        finally:
+            await Client.close_all()
+
+    return asyncio.run(bounded())

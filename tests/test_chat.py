@@ -4,7 +4,6 @@ delivery guarantees (ack after storage, no duplicates, exact resume), and bad in
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -33,7 +32,14 @@ from kefu.domain.chat import (
 )
 from kefu.domain.tickets import Priority, TicketKind
 from kefu.models import Contact, Message, Rating, Team, Ticket
-from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server
+from tests.chat_support import (
+    Client,
+    LiveServer,
+    contact_token,
+    database_for,
+    live_server,
+    run,
+)
 from tests.conftest import DB_BACKENDS, PUBSUB_BACKENDS, REDIS_URL
 from tests.factories import PASSWORD, make_agent, make_team, make_token
 from tests.secret_evidence import assert_kept_nowhere, gather
@@ -176,16 +182,6 @@ def seed(live: LiveServer) -> dict[str, Any]:
             "guard_token": make_token(db, guard),
             "guard_id": guard.id,
         }
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        try:
-            return await asyncio.wait_for(coro, 60)
-        finally:
-            await Client.close_all()
-
-    return asyncio.run(bounded())
 
 
 def test_visitor_bot_queue_agent_round_trip(server: LiveServer) -> None:

@@ -6,7 +6,6 @@ and leave nothing stored."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import struct
 import zipfile
@@ -20,7 +19,14 @@ import pytest
 from sqlalchemy import func, select
 
 from kefu.models import Attachment, Message
-from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server
+from tests.chat_support import (
+    Client,
+    LiveServer,
+    contact_token,
+    database_for,
+    live_server,
+    run,
+)
 from tests.conftest import DB_BACKENDS
 from tests.factories import make_agent, make_team, make_token
 
@@ -67,16 +73,6 @@ def seed(live: LiveServer) -> dict[str, Any]:
         team = make_team(db, "general")
         agent = make_agent(db, teams=[team])
         return {"agent_token": make_token(db, agent), "agent_id": agent.id}
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        try:
-            return await asyncio.wait_for(coro, 60)
-        finally:
-            await Client.close_all()
-
-    return asyncio.run(bounded())
 
 
 def stored_files(live: LiveServer) -> list[Path]:

@@ -24,7 +24,14 @@ from kefu.infra.i18n import translations
 from kefu.models import Contact, Job
 from kefu.settings import Settings
 from kefu.workers.outbox import OutboxWorker
-from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server
+from tests.chat_support import (
+    Client,
+    LiveServer,
+    contact_token,
+    database_for,
+    live_server,
+    run,
+)
 from tests.conftest import DB_BACKENDS
 from tests.factories import make_agent, make_team, make_token
 from tests.processes import free_port
@@ -79,16 +86,6 @@ async def deliver_outbox(live: LiveServer, sink: Sink) -> int:
     finally:
         smtp.close()
         await smtp.wait_closed()
-
-
-def run(coro: Any) -> Any:
-    async def bounded() -> Any:
-        try:
-            return await asyncio.wait_for(coro, 60)
-        finally:
-            await Client.close_all()
-
-    return asyncio.run(bounded())
 
 
 def seed(live: LiveServer) -> str:

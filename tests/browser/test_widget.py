@@ -14,11 +14,9 @@ from tests.browser.conftest import BACKENDS, SCREENSHOTS
 from tests.browser.test_console import log_in
 
 
-@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
-def test_a_customer_chats_from_the_widget_and_an_agent_answers(
-    browser: Any,
-    live_server: str,
-) -> None:
+def start_chat(browser: Any, live_server: str, text: str) -> tuple[Any, list[str], str]:
+    """A customer opens the widget on the help center and asks for a person: their
+    page, the page errors seen so far (a list that keeps filling) and the ticket."""
     customer = browser.new_context(
         locale="zh-CN", viewport={"width": 1100, "height": 800}
     ).new_page()
@@ -27,7 +25,7 @@ def test_a_customer_chats_from_the_widget_and_an_agent_answers(
     customer.goto(live_server + "/help")
     customer.get_by_role("button", name="在线客服").click()
     customer.get_by_label("咨询类型").select_option("other")
-    customer.get_by_label("请描述您的问题").fill("转人工，我的提币一直没到账")
+    customer.get_by_label("请描述您的问题").fill(text)
     customer.get_by_role("button", name="开始咨询").click()
     # Queued for a person: the widget says where the customer stands.
     customer.locator(".status").filter(has_text="客服").or_(
@@ -36,6 +34,15 @@ def test_a_customer_chats_from_the_widget_and_an_agent_answers(
     number = customer.evaluate(
         "() => JSON.parse(localStorage.getItem('kefu:' + location.origin + ':ticket'))"
     )
+    return customer, errors, number
+
+
+@pytest.mark.parametrize("live_server", BACKENDS, indirect=True)
+def test_a_customer_chats_from_the_widget_and_an_agent_answers(
+    browser: Any,
+    live_server: str,
+) -> None:
+    customer, errors, number = start_chat(browser, live_server, "转人工，我的提币一直没到账")
     assert number and number.startswith("K")
 
     agent = log_in(browser, live_server, "/agent/chats")
@@ -138,22 +145,7 @@ def test_a_customer_sends_a_screenshot_the_agent_sees_it_and_asks_for_the_transc
     browser: Any,
     live_server: str,
 ) -> None:
-    customer = browser.new_context(
-        locale="zh-CN", viewport={"width": 1100, "height": 800}
-    ).new_page()
-    errors: list[str] = []
-    customer.on("pageerror", lambda e: errors.append(str(e)))
-    customer.goto(live_server + "/help")
-    customer.get_by_role("button", name="在线客服").click()
-    customer.get_by_label("咨询类型").select_option("other")
-    customer.get_by_label("请描述您的问题").fill("转人工，充值截图如下")
-    customer.get_by_role("button", name="开始咨询").click()
-    customer.locator(".status").filter(has_text="排队").or_(
-        customer.locator(".status").filter(has_text="客服")
-    ).wait_for()
-    number = customer.evaluate(
-        "() => JSON.parse(localStorage.getItem('kefu:' + location.origin + ':ticket'))"
-    )
+    customer, errors, number = start_chat(browser, live_server, "转人工，充值截图如下")
     agent = log_in(browser, live_server, "/agent/chats")
     agent.on("dialog", lambda d: d.accept())
     agent.get_by_label("状态").select_option("online")

@@ -108,6 +108,15 @@
     if (text != null) e.textContent = text;
     return e;
   }
+  // An email field labelled by its placeholder (the widget has no room for labels).
+  function emailField(label) {
+    var input = el("input");
+    input.type = "email";
+    input.placeholder = label;
+    input.setAttribute("aria-label", label);
+    input.autocomplete = "email";
+    return input;
+  }
   var launcher = el("button", "launcher", T.launcher);
   launcher.type = "button";
   launcher.setAttribute("aria-expanded", "false");
@@ -194,11 +203,7 @@
   transcriptBox.hidden = true;
   transcriptBox.appendChild(el("summary", null, T.transcript));
   var transcriptForm = el("form", "transcript-form");
-  var transcriptEmail = el("input");
-  transcriptEmail.type = "email";
-  transcriptEmail.placeholder = T.transcriptEmail;
-  transcriptEmail.setAttribute("aria-label", T.transcriptEmail);
-  transcriptEmail.autocomplete = "email";
+  var transcriptEmail = emailField(T.transcriptEmail);
   var transcriptBtn = el("button", "primary", T.transcriptSend);
   transcriptBtn.type = "submit";
   transcriptForm.appendChild(transcriptEmail);
@@ -209,12 +214,8 @@
   var leaveForm = el("form", "leave");
   leaveForm.hidden = true;
   leaveForm.appendChild(el("p", null, T.nobody));
-  var emailInput = el("input");
-  emailInput.type = "email";
+  var emailInput = emailField(T.email);
   emailInput.required = true;
-  emailInput.placeholder = T.email;
-  emailInput.setAttribute("aria-label", T.email);
-  emailInput.autocomplete = "email";
   var leaveBtn = el("button", "primary", T.leave);
   leaveBtn.type = "submit";
   leaveForm.appendChild(emailInput);
