@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
@@ -54,7 +54,7 @@ from kefu.domain.chat import (
     is_account_takeover,
     pick_agent,
 )
-from kefu.domain.clock import utcnow
+from kefu.domain.clock import as_utc, utcnow
 from kefu.domain.errors import (
     InvalidTransition,
     KefuError,
@@ -759,8 +759,7 @@ def do_request_transcript(
         .order_by(Event.created_at)
     ).all()
     if len(recent) >= TRANSCRIPTS_PER_HOUR:
-        oldest = recent[0] if recent[0].tzinfo else recent[0].replace(tzinfo=UTC)
-        wait = max(1, int((oldest + timedelta(hours=1) - now).total_seconds()) + 1)
+        wait = max(1, int((as_utc(recent[0]) + timedelta(hours=1) - now).total_seconds()) + 1)
         raise RateLimited(
             "too many transcript requests; try again later",
             retry_after_seconds=wait,

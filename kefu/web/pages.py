@@ -6,16 +6,16 @@ Accept-Language switch to English.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from kefu.domain.clock import wall_clock
 from kefu.infra.i18n import LOCALES, negotiate, translations
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -44,16 +44,7 @@ def localtime(
 ) -> str:
     """A stored UTC time as the desk's wall-clock time (business logic runs in
     Asia/Shanghai by default; ``KEFU_TIME_ZONE``)."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:  # SQLite hands back naive values; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(_zone(tz)).strftime(fmt)
-
-
-@cache
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+    return "" if value is None else wall_clock(value, tz, fmt)
 
 
 def request_locale(request: Request) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -25,7 +24,6 @@ from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import dkim
@@ -35,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kefu.actions.guard import display_text
 from kefu.channels.email.parse import sanitize_header_value
-from kefu.domain.clock import utcnow
+from kefu.domain.clock import utcnow, wall_clock
 from kefu.domain.mail import reply_subject
 from kefu.domain.workdays import reply_due
 from kefu.infra.i18n import translations
@@ -152,12 +150,6 @@ def load_reply(session: Session, settings: Settings, message_id: int) -> Outgoin
     )
 
 
-def _wall_clock(value: datetime, tz: str) -> str:
-    if value.tzinfo is None:  # SQLite hands back naive values; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
-
-
 def load_transcript(
     session: Session, settings: Settings, *, ticket_id: int, to: str, up_to_seq: int, job_id: int
 ) -> Outgoing | None:
@@ -180,7 +172,7 @@ def load_transcript(
     ).all()
     lines = [
         {
-            "at": _wall_clock(m.created_at, settings.time_zone),
+            "at": wall_clock(m.created_at, settings.time_zone),
             "author": m.author_type.value,
             "body": display_text(m.body),
             "articles": [str(a.get("title", "")) for a in (m.meta or {}).get("articles") or ()],
