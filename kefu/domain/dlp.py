@@ -22,10 +22,11 @@ import hashlib
 import math
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 
 import base58
 from mnemonic import Mnemonic
@@ -635,21 +636,24 @@ def _zh_pick_contiguous(text: str, start: int, end: int, cue: bool) -> tuple[int
     return best
 
 
-def _zh_grouped_ok(text: str, toks: Sequence[tuple[int, int]], cue: bool) -> bool:
-    """Groups of 2–6 characters separated by spaces or newlines ("的一是 在不了 …")."""
-    chars = "".join(text[a:b] for a, b in toks)
+def _zh_grouped_ok(chars: str, hits: Callable[[], int], cue: bool) -> bool:
+    """Groups of 2–6 characters separated by spaces or newlines ("的一是 在不了 …").
+
+    ``chars`` is the groups joined; ``hits`` counts the common words inside the groups,
+    asked for only when the length and the slice test leave the answer open.
+    """
     if len(chars) < 12:
         return False
     if _zh_is_slice(chars):
         return True
     if not cue and len(chars) not in _VALID_WORD_COUNTS:
         return False
-    hits = sum(len(_zh_common_pairs_at(text, a, b)) for a, b in toks if b - a > 1)
-    if _zh_phrase_like(chars, hits, cue):
+    n_hits = hits()
+    if _zh_phrase_like(chars, n_hits, cue):
         return True
     # Comma-separated short clauses look like groups too, so only a cue lets a phrase
     # without a valid checksum (a typo, a missing word) through.
-    return cue and hits == 0 and _zh_prose_score(chars) < _ZH_PROSE_MAX_WITH_CUE
+    return cue and n_hits == 0 and _zh_prose_score(chars) < _ZH_PROSE_MAX_WITH_CUE
 
 
 def _zh_tokens(text: str, start: int, end: int, cues: _Spans) -> list[tuple[int, int]]:
@@ -759,10 +763,23 @@ def _scan_zh_stretch(
     if sum(b - a for a, b in stretch) < 12:
         return
     cue = bool(cues) and _cue_near(cues, stretch[0][0], stretch[-1][1])
+    texts = [text[a:b] for a, b in stretch]
+    pair_counts: list[int] = []  # per token, filled on first need: the candidates share them
+
+    def hits(first: int, last: int) -> int:
+        if not pair_counts:
+            pair_counts.extend(
+                len(_zh_common_pairs_at(text, a, b)) if b - a > 1 else 0 for a, b in stretch
+            )
+        return sum(pair_counts[first:last])
+
     # A label or a trailing word may sit in the first or last group ("备份: 了统塔 …").
-    for candidate in (stretch, stretch[1:], stretch[:-1], stretch[1:-1]):
-        if candidate and _zh_grouped_ok(text, candidate, cue):
-            out.append(Finding(FindingKind.SEED_PHRASE, candidate[0][0], candidate[-1][1]))
+    n = len(stretch)
+    for first, last in ((0, n), (1, n), (0, n - 1), (1, n - 1)):
+        if first < last and _zh_grouped_ok(
+            "".join(texts[first:last]), partial(hits, first, last), cue
+        ):
+            out.append(Finding(FindingKind.SEED_PHRASE, stretch[first][0], stretch[last - 1][1]))
             return
 
 
