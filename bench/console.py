@@ -2,7 +2,8 @@
 
 - The ticket page of a ticket with 500 messages (a third of them internal notes, each
   with a phone number the page masks) and its history events: first view (nothing
-  cached) and repeat view (the masked texts cached, as when the live console refreshes).
+  cached in the process; each message's masked text is read as stored with it) and
+  repeat view (as when the live console refreshes).
 - The timeline fragment the live console re-fetches after each new message.
 - The inbox (50 rows of 10,000 tickets) with the six view counts.
 

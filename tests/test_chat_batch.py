@@ -239,6 +239,8 @@ def test_what_is_stored_and_published_matches_the_one_by_one_path(db: Session) -
     # The phone number is stored, shown masked in what is published.
     assert "13812345678" in rows[0].body
     assert "13812345678" not in published[2].data["message"]["body"]
+    # ... and stored masked beside it, for the console (nothing to mask: stored as "").
+    assert [m.display_body for m in rows] == ["手机 138****5678 可以联系我", "", "", ""]
     history = db.scalars(
         select(Event).where(Event.ticket_id == ticket.id, Event.kind == events.MESSAGE_CREATED)
     ).all()

@@ -28,10 +28,12 @@ from kefu.actions.articles import (
 )
 from kefu.actions.calls import CallLog, do_log_call
 from kefu.actions.chat import ChatStart, do_request_human, do_start_chat
+from kefu.actions.guard import display_text
 from kefu.actions.macros import do_save_macro
 from kefu.actions.messages import NewMessage, do_add_message
 from kefu.actions.tickets import do_change_status, do_tag
 from kefu.channels.email.inbound import Ingestor
+from kefu.domain import dlp
 from kefu.domain.access import SYSTEM, Role
 from kefu.domain.calls import CallDirection, CallOutcome
 from kefu.domain.chat import ChatTopic
@@ -283,6 +285,32 @@ def test_ticket_page_shows_one_timeline_and_masks_pii(
     assert db.scalar(select(Event).where(Event.kind == "sensitive.revealed")) is not None
     assert client.get("/agent/tickets/K00000000").status_code == 404
     assert client.get(f"/agent/tickets/{world['theirs']}").status_code == 404
+
+
+def test_the_ticket_page_masks_from_the_text_stored_with_each_message(
+    client: TestClient, world: dict[str, Any], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first view of a long ticket scans none of its messages again: each was masked
+    once, when it was stored (Message.display_body)."""
+    console_login(client, world["me"].email)
+    ticket = db.scalar(select(Ticket).where(Ticket.number == world["mine"]))
+    assert ticket is not None
+    for i in range(30):
+        do_add_message(
+            db,
+            contact_actor(world["contact"]),
+            ticket,
+            NewMessage(body=f"第{i}次：电话 139001390{i:02d}", channel=Channel.WEB),
+        )
+    db.commit()
+    display_text.cache_clear()  # as for a ticket nobody opened since the process started
+    scanned: list[str] = []
+    scan = dlp.scan
+    monkeypatch.setattr(dlp, "scan", lambda text, **kw: scanned.append(text) or scan(text, **kw))
+    page = client.get(f"/agent/tickets/{world['mine']}")
+    assert page.status_code == 200
+    assert "139****9029" in page.text and "13900139029" not in page.text
+    assert not [t for t in scanned if "电话" in t]
 
 
 def test_reply_on_an_email_ticket_goes_out_by_email_and_a_note_does_not(

@@ -5,26 +5,16 @@ exposed."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from kefu.actions.auth import agent_actor
 from kefu.actions.messages import NewMessage, do_add_message
 from kefu.actions.tickets import do_change_status, do_merge_tickets
-from kefu.domain.access import SYSTEM
 from kefu.domain.tickets import Channel, TicketStatus
-from kefu.infra.db import make_engine, make_sessionmaker
-from kefu.infra.migrate import upgrade
-from kefu.models import Message, Ticket
 from kefu.queries.tickets import TicketFilter, list_tickets
 from tests.chat_support import contact_token
-from tests.conftest import DB_BACKENDS, PG_URL
 from tests.factories import (
     auth,
     contact_actor,
@@ -140,48 +130,3 @@ def test_contacts_messages_are_indexed_as_stored_with_secrets_masked(db: Session
     indexed = " ".join(db.scalars(text(f"SELECT {column} FROM {table}")).all())  # noqa: S608  # fixed names
     assert "abandon" not in indexed and "absurd" not in indexed
     assert ticket.status is TicketStatus.NEW
-
-
-@pytest.fixture
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own, for a migration run from an older revision."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    name = f"kefu_migration_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG_URL.rsplit("/", 1)[0] + "/postgres?poolclass=null")
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.mark.parametrize("empty_database", DB_BACKENDS, indirect=True)
-def test_the_migration_indexes_messages_already_stored(empty_database: str) -> None:
-    url = empty_database
-    upgrade(url, "0003")
-    engine = make_engine(url)
-    with make_sessionmaker(engine).begin() as s:
-        ticket = Ticket(number="K00000000", subject="旧工单", channel=Channel.EMAIL)
-        s.add(ticket)
-        s.flush()
-        s.add(
-            Message(
-                ticket_id=ticket.id,
-                seq=1,
-                author_type="system",
-                direction="in",
-                channel=Channel.EMAIL,
-                body="升级之前的提现问题",
-            )
-        )
-    upgrade(url)
-    with make_sessionmaker(engine)() as s:
-        page = list_tickets(s, SYSTEM, TicketFilter(text="提现"))
-        assert [t.subject for t in page.items] == ["旧工单"]
-        assert s.scalar(select(Message.body)) == "升级之前的提现问题"
-    engine.dispose()

@@ -29,7 +29,7 @@ from kefu.domain import dlp
 from kefu.domain.access import Actor
 from kefu.domain.errors import PermissionDenied, ValidationFailed
 from kefu.domain.verify import ChannelKind
-from kefu.models import OfficialChannel, Ticket
+from kefu.models import Message, OfficialChannel, Ticket
 
 MASKED_WARNING = (
     "系统提示：您的消息中含有助记词、私钥、密码或验证码，已自动屏蔽，未被保存。"
@@ -77,6 +77,23 @@ def display_text(text: str) -> str:
     if not findings:
         return text
     return dlp.mask_for_display(text, findings)
+
+
+def stored_display(body: str) -> str:
+    """What ``Message.display_body`` holds for ``body``: its display text, or "" when
+    that is the body itself (most messages hold no PII; no need to store them twice)."""
+    shown = display_text(body)
+    return "" if shown == body else shown
+
+
+def display_body(message: Message) -> str:
+    """A message's body as an agent sees it by default, from the value stored with it
+    (``display_text`` of the body, worked out at write), or worked out now for a row
+    stored without one."""
+    stored = message.display_body
+    if stored is None:
+        return display_text(message.body)
+    return stored or message.body
 
 
 def display_phone(phone: str | None) -> str | None:

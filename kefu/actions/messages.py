@@ -29,6 +29,7 @@ from kefu.actions.guard import (
     display_text,
     html_text,
     screen_inbound,
+    stored_display,
 )
 from kefu.actions.history import enqueue_webhooks, record_event
 from kefu.actions.outbox import do_enqueue_job
@@ -300,6 +301,7 @@ def do_add_message(
         is_internal=new.is_internal,
         channel=new.channel,
         body=body,
+        display_body=stored_display(body),
         body_html=_screen_html(new.body_html, screened) if new.body_html else None,
         client_msg_id=new.client_msg_id,
         email_message_id=new.email_message_id,
@@ -457,6 +459,7 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
                 "is_internal": m.is_internal,
                 "channel": m.channel,
                 "body": m.body,
+                "display_body": stored_display(m.body),
                 "client_msg_id": m.client_msg_id,
                 "meta": {},
                 "created_at": now,

@@ -34,6 +34,11 @@ class Message(Base):
     channel: Mapped[Channel] = mapped_column(str_enum(Channel))
     body: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str | None] = mapped_column(Text)
+    # ``body`` as agents see it by default (PII partly masked), worked out once when the
+    # message is stored so that opening a long ticket scans nothing. "" when the body
+    # has nothing to mask; NULL for a row written some other way, which readers mask
+    # on the fly (actions.guard.display_body).
+    display_body: Mapped[str | None] = mapped_column(Text)
     client_msg_id: Mapped[str | None] = mapped_column(String(64))
     email_message_id: Mapped[str | None] = mapped_column(String(300), unique=True)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from kefu.actions.guard import display_email, display_phone, display_text
+from kefu.actions.guard import display_body, display_email, display_phone, display_text
 from kefu.domain.access import Role
 from kefu.domain.helpcenter import ArticleStatus
 from kefu.domain.tickets import Channel, Priority, TicketKind, TicketStatus
@@ -229,7 +229,7 @@ class MessagePublic(BaseModel):
         return cls(
             id=m.id,
             seq=m.seq,
-            body=display_text(m.body) if mask_pii else m.body,
+            body=display_body(m) if mask_pii else m.body,
             body_html=None if mask_pii else m.body_html,
             author=AuthorPublic(type=m.author_type, id=author_id, name=author_name),
             is_internal=m.is_internal,

@@ -31,7 +31,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kefu.actions.guard import display_text
+from kefu.actions.guard import display_body, display_text
 from kefu.channels.email.parse import sanitize_header_value
 from kefu.domain.clock import utcnow, wall_clock
 from kefu.domain.mail import reply_subject
@@ -174,7 +174,7 @@ def load_transcript(
         {
             "at": wall_clock(m.created_at, settings.time_zone),
             "author": m.author_type.value,
-            "body": display_text(m.body),
+            "body": display_body(m),
             "articles": [str(a.get("title", "")) for a in (m.meta or {}).get("articles") or ()],
             "files": [a.filename for a in m.attachments],
         }

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, Response
 from kefu.actions.calls import CallLog, do_log_call
 from kefu.actions.chat import do_accept_chat, do_chat_message, do_end_chat
 from kefu.actions.guard import (
+    display_body,
     display_phone,
     display_text,
     do_record_sensitive_reveal,
@@ -39,7 +40,7 @@ from kefu.domain.errors import PermissionDenied, ValidationFailed
 from kefu.domain.exchange_fields import ExchangeFields
 from kefu.domain.macros import render_macro
 from kefu.domain.tickets import Priority, TicketKind, TicketStatus
-from kefu.models import Agent, Contact, Ticket
+from kefu.models import Agent, Contact, Message, Ticket
 from kefu.queries.console import (
     agent_names,
     get_ticket_message,
@@ -67,6 +68,10 @@ def _identity(text: str) -> str:
     return text
 
 
+def _raw_body(message: Message) -> str:
+    return message.body
+
+
 def _page_data(
     session: Session, principal: Principal, number: str, *, reveal: bool = False
 ) -> dict[str, Any]:
@@ -85,6 +90,7 @@ def _page_data(
         "others": other_tickets(session, actor, ticket),
         "reveal": reveal,
         "show": _identity if reveal else display_text,
+        "show_body": _raw_body if reveal else display_body,
         "show_phone": _identity if reveal else display_phone,
         "call_duration": format_duration,
         "call_directions": list(CallDirection),
@@ -151,6 +157,7 @@ def timeline_after(
             names=agent_names(session),
             team_names=team_names(session),
             show=display_text,
+            show_body=display_body,
             show_phone=display_phone,
             call_duration=format_duration,
         )
