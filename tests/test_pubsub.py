@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -95,6 +96,40 @@ def test_redis_crosses_processes() -> None:
         finally:
             await node1.stop()
             await node2.stop()
+
+    asyncio.run(go())
+
+
+@pytest.mark.skipif(
+    "redis" not in PUBSUB_BACKENDS, reason="Redis not reachable (required under CI)"
+)
+def test_redis_databases_do_not_hear_each_other() -> None:
+    """Redis has one pub/sub namespace for all its databases: deployments (and test
+    runs) on different database numbers of one server keep their events apart."""
+
+    async def go() -> None:
+        from kefu.infra.pubsub.redis import RedisPubSub
+
+        def on_db(n: int) -> RedisPubSub:
+            return RedisPubSub(urlsplit(REDIS_URL)._replace(path=f"/{n}").geturl())
+
+        here, same, other = on_db(11), on_db(11), on_db(10)
+        for node in (here, same, other):
+            await node.start()
+        try:
+            topic = f"ticket:{uuid.uuid4().hex}:agents"
+            heard_same, heard_other = (
+                aiter(await same.subscribe([topic])),
+                aiter(await other.subscribe([topic])),
+            )
+            await asyncio.sleep(0.05)
+            await here.publish(topic, b"db 11 only")
+            assert await next_item(heard_same) == (topic, b"db 11 only")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(heard_other.__anext__(), timeout=0.3)
+        finally:
+            for node in (here, same, other):
+                await node.stop()
 
     asyncio.run(go())
 

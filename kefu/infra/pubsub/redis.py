@@ -19,10 +19,18 @@ from kefu.infra.pubsub.memory import MemoryPubSub, MemorySubscription
 log = logging.getLogger(__name__)
 
 
+def channel_prefix(url: str) -> str:
+    """Channels are named per database number: Redis keeps one pub/sub namespace for
+    all of its databases, and two deployments (or test runs) sharing a server on
+    different database numbers must not hear each other's events."""
+    db = aioredis.connection.parse_url(url).get("db", 0)
+    return f"kefu:{db}:"
+
+
 class RedisPubSub:
-    def __init__(self, url: str, *, prefix: str = "kefu:") -> None:
+    def __init__(self, url: str, *, prefix: str | None = None) -> None:
         self._url = url
-        self._prefix = prefix
+        self._prefix = channel_prefix(url) if prefix is None else prefix
         self._local = MemoryPubSub()
         self._redis: aioredis.Redis | None = None
         self._pubsub: aioredis.client.PubSub | None = None
