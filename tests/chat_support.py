@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,12 @@ from tests.processes import free_port
 
 JWT_KEY = "test-contact-jwt-key-of-32-bytes!"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_CHAT = "postgresql://postgres@127.0.0.1:5432/kefu_chat_test"
+# Re-created by the first test that needs it: a run beside another (a helper's, a
+# benchmark's) names a database of its own.
+PG_CHAT = os.environ.get(
+    "KEFU_TEST_PG_CHAT_URL", "postgresql://postgres@127.0.0.1:5432/kefu_chat_test"
+)
+PG_CHAT_NAME = PG_CHAT.rsplit("/", 1)[1]
 
 
 _pg_ready = False
@@ -45,8 +51,8 @@ def database_for(backend: str, tmp_path: Path) -> str:
     if not _pg_ready:
         admin = make_engine(PG_ADMIN)
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS kefu_chat_test WITH (FORCE)"))
-            conn.execute(text("CREATE DATABASE kefu_chat_test"))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_CHAT_NAME}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{PG_CHAT_NAME}"'))
         admin.dispose()
         upgrade(PG_CHAT)
         _pg_ready = True
