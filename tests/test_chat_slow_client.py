@@ -1,8 +1,10 @@
 """A client that stops reading is dropped, not the server (issue #4): over real sockets
-against a live server, one agent's socket stops reading while the chats it watches
+against a live server, two agents' sockets stop reading while the chats they watch
 each send a burst of long messages. More than the send buffer's worth of frames is due
-to it, so the server closes it with 4008; the chats' contacts and a second agent
-watching the same chats get every frame, and every acknowledged message is stored."""
+to each, so the server drops them: one reads again later and finds the close (4008);
+the other never reads again and is let go all the same (offline for routing, off the
+fan-out). The chats' contacts and a third agent watching the same chats get every
+frame, and every acknowledged message is stored."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import websockets
 from sqlalchemy import select
 
+from kefu.domain.chat import Presence
 from kefu.infra.migrate import upgrade
-from kefu.models import Message, Ticket
+from kefu.models import Agent, Message, Ticket
 from kefu.web.chat import CLOSE_SLOW, RATE_BURST, SEND_BUFFER_FRAMES
 from tests.chat_support import Client, LiveServer, contact_token, database_for, live_server, run
 from tests.conftest import DB_BACKENDS, PG_URL, PUBSUB_BACKENDS, REDIS_URL, _reset_pg
@@ -94,6 +98,27 @@ async def read_until_closed(client: Client) -> tuple[int | None, int]:
         return (closed.rcvd.code if closed.rcvd is not None else None), messages
 
 
+def slow_drops(server: LiveServer) -> float:
+    """The server's count of sockets dropped for not reading, from /metrics."""
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith("kefu_chat_slow_clients_dropped_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def presence_becomes(server: LiveServer, agent_id: int, want: Presence) -> Presence:
+    """The agent's presence once it is ``want``, or as it is after 10 s."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        with server.sessions() as db:
+            agent = db.get(Agent, agent_id)
+            assert agent is not None
+            presence = agent.presence
+        if presence is want or asyncio.get_running_loop().time() > deadline:
+            return presence
+        await asyncio.sleep(0.1)
+
+
 async def flood(contact: Client, number: str, n: int) -> dict[str, int]:
     """``n`` long messages at once, then their acknowledgements: client id -> seq."""
     for i in range(n):
@@ -120,6 +145,9 @@ def test_a_client_that_stops_reading_is_dropped_and_nobody_else_loses_a_frame(
         team = make_team(db, "general")
         stuck_token = make_token(db, make_agent(db, teams=[team]))
         healthy_token = make_token(db, make_agent(db, teams=[team]))
+        gone = make_agent(db, teams=[team])
+        gone_id, gone_token = gone.id, make_token(db, gone)
+    drops_before = slow_drops(server)
 
     async def scenario() -> dict[tuple[str, int], str]:
         contacts: list[tuple[Client, str]] = []
@@ -133,13 +161,18 @@ def test_a_client_that_stops_reading_is_dropped_and_nobody_else_loses_a_frame(
         await healthy.expect(type="welcome")
         stuck = await connect_without_reading(server.ws_url, token=stuck_token)
         await stuck.expect(type="welcome")
-        for agent in (healthy, stuck):
+        gone = await connect_without_reading(server.ws_url, token=gone_token)
+        await gone.expect(type="welcome")
+        # Away, not online: present, but not given the chats waiting in the queue.
+        await gone.send({"type": "presence", "status": "away", "id": "p"})
+        await gone.expect(type="done", ref="p")
+        for agent in (healthy, stuck, gone):
             for _, number in contacts:
                 await agent.send({"type": "watch", "ticket": number})
             # Every watch is in place once the ping behind them is answered.
             await agent.send({"type": "ping", "t": 1})
             await agent.expect(type="pong", t=1)
-        # From here on the stuck agent reads nothing.
+        # From here on the stuck agents read nothing.
 
         results = await asyncio.gather(
             collect(healthy, CHATS * BURST), *(flood(c, number, BURST) for c, number in contacts)
@@ -155,6 +188,11 @@ def test_a_client_that_stops_reading_is_dropped_and_nobody_else_loses_a_frame(
         # The other agent got every message, whole; each contact got all of its acks.
         assert set(seen_by_healthy) == set(acked)
         assert all(f["body"] == BODY for f in seen_by_healthy.values())
+
+        # The agent that never reads again was let go without reading a byte: offline
+        # for routing at once (a ping timeout would take 40 s), and counted.
+        assert await presence_becomes(server, gone_id, Presence.OFFLINE) is Presence.OFFLINE
+        assert slow_drops(server) - drops_before == 2
 
         # The stuck socket was dropped with 4008 before it was sent all of them.
         code, delivered = await read_until_closed(stuck)

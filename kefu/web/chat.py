@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
+from prometheus_client import Counter, Gauge
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -88,6 +89,16 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # flooding, or a frame too large
 CLOSE_BAD_HELLO = 4001  # no hello, or a credential that does not check out
 CLOSE_SLOW = 4008  # the client did not read its frames; the server cannot buffer more
+# websockets' closing handshake gives a client that does not read 10 s to take the
+# close frame, 10 s to answer a half-close and 10 s more after the close, then aborts
+# the connection: about 30 s, well inside this.
+CLOSE_SLOW_WAIT_S = 60.0
+
+OPEN_SOCKETS = Gauge("kefu_chat_sockets", "Chat websockets open in this process")
+SLOW_DROPS = Counter(
+    "kefu_chat_slow_clients_dropped_total",
+    "Chat sockets closed with 4008 because the client did not read its frames",
+)
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -324,10 +335,12 @@ class ChatHub:
         await ws.accept()
         conn = Connection(self, ws)
         self.connections.add(conn)
+        OPEN_SOCKETS.inc()
         try:
             await conn.run()
         finally:
             self.connections.discard(conn)
+            OPEN_SOCKETS.dec()
 
 
 @dataclass
@@ -367,6 +380,8 @@ class Connection:
         self._out: deque[str] | None = None
         self._sending: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
+        # The task reading the socket, once the hello is through (see _drop_slow).
+        self._receiver: asyncio.Task[Any] | None = None
         self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
         self.strikes = 0
         self.sub: Subscription | None = None
@@ -395,13 +410,32 @@ class Connection:
         if out is None:
             out = self._out = deque()
         elif len(out) >= SEND_BUFFER_FRAMES:
-            # A client that does not read is dropped; the server never buffers without end.
-            self.closed = True
-            self.close_code = CLOSE_SLOW
-            out.clear()
-            self._kick()
+            self._drop_slow(out)
             return
         out.append(text)
+        self._kick()
+
+    def _drop_slow(self, out: deque[str]) -> None:
+        """A client that does not read is dropped; the server never buffers without end.
+
+        The writer is stuck in a send the client does not take and the receive loop
+        in a read that may never come: both are let go now, so the socket's
+        subscription, its place in routing (an agent goes offline) and its frames go at
+        once, whether or not the client ever reads again. The close frame (4008) waits
+        behind what the socket already holds; the websocket library gives up on it
+        after its close timeout and aborts the connection."""
+        self.closed = True
+        self.close_code = CLOSE_SLOW
+        out.clear()
+        SLOW_DROPS.inc()
+        sending = self._sending
+        if sending is not None:
+            # Awaiting the transport's drain: the frame it sends is already written.
+            sending.cancel()
+            self._sending = None
+        receiver = self._receiver
+        if receiver is not None and receiver is not asyncio.current_task():
+            receiver.cancel()  # run() sees close_code and leaves through its cleanup
         self._kick()
 
     def _kick(self) -> None:
@@ -441,12 +475,21 @@ class Connection:
         try:
             if not await self._hello():
                 return
-            while not self.closed:
-                try:
-                    raw = await self.ws.receive_text()
-                except (WebSocketDisconnect, RuntimeError, KeyError):
-                    break
-                await self._handle_raw(raw)
+            self._receiver = asyncio.current_task()
+            try:
+                while not self.closed:
+                    try:
+                        raw = await self.ws.receive_text()
+                    except (WebSocketDisconnect, RuntimeError, KeyError):
+                        break
+                    await self._handle_raw(raw)
+            except asyncio.CancelledError:
+                receiver = self._receiver
+                if self.close_code != CLOSE_SLOW or receiver is None:
+                    raise
+                receiver.uncancel()  # _drop_slow's, not the server's: clean up below
+            finally:
+                self._receiver = None
         finally:
             self.closed = True
             self._kick()  # what is queued goes out, then the socket is closed
@@ -455,11 +498,14 @@ class Connection:
             if self.sub is not None:
                 with contextlib.suppress(Exception):
                     await self.sub.close()
+            await self._on_disconnect()
             sending = self._sending
             if sending is not None:
+                # A dropped client's close frame waits out the library's own timeouts
+                # (about half a minute) rather than leave a socket nobody closes.
+                timeout = CLOSE_SLOW_WAIT_S if self.close_code == CLOSE_SLOW else 5
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(sending, timeout=5)
-            await self._on_disconnect()
+                    await asyncio.wait_for(sending, timeout=timeout)
 
     async def _on_disconnect(self) -> None:
         actor = self.actor
