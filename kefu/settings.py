@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     time_zone: str = "Asia/Shanghai"
     base_url: str = "http://127.0.0.1:8000"
+    # Pages of other origins the chat widget is embedded on (the exchange's site and
+    # app web views), as a JSON list: '["https://www.kx-exchange.example"]'. Their
+    # uploads, downloads and article suggestions are allowed across origins (CORS).
+    widget_origins: list[str] = Field(default_factory=list)
     # Email: the SMTP listener kefu runs, and the relay it sends through.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
@@ -70,6 +75,20 @@ class Settings(BaseSettings):
     log_json: bool = True
     default_locale: Literal["zh-CN", "en"] = "zh-CN"
     extra_fields: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("widget_origins")
+    @classmethod
+    def _origins_only(cls, origins: list[str]) -> list[str]:
+        """An origin is a scheme, a host and maybe a port, as a browser sends it."""
+        out = []
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"not an origin: {origin!r}")
+            if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+                raise ValueError(f"an origin has no path, query or user: {origin!r}")
+            out.append(f"{parts.scheme}://{parts.netloc.lower()}")
+        return out
 
     @model_validator(mode="after")
     def _defaults_from_data_dir(self) -> Settings:

@@ -33,7 +33,7 @@ from kefu.settings import Settings
 from kefu.web.chat import ChatHub
 from kefu.web.deps import AppState
 from kefu.web.errors import install_error_handlers
-from kefu.web.middleware import BodyLimitMiddleware, MetricsMiddleware
+from kefu.web.middleware import BodyLimitMiddleware, MetricsMiddleware, WidgetCorsMiddleware
 from kefu.web.routes import (
     admin,
     attachments,
@@ -200,5 +200,7 @@ def create_app(
         max_bytes=settings.max_request_bytes,
         max_upload_bytes=settings.max_upload_bytes + 64 * 1024,
     )
+    if settings.widget_origins:
+        app.add_middleware(WidgetCorsMiddleware, origins=settings.widget_origins)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import orjson
 from prometheus_client import Counter, Histogram
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kefu.infra.i18n import negotiate
@@ -168,3 +171,63 @@ def _route_template(scope: Scope) -> str:
         if text:
             path = path.replace("/" + text, "/{" + name + "}")
     return path
+
+
+# What the chat widget calls with a credential from the page it is embedded on
+# (docs/chat-protocol.md): screenshots up and down. (The help center's search, for its
+# suggestions, is public to every origin.)
+WIDGET_PATHS = ("/api/v1/attachments",)
+
+
+class WidgetCorsMiddleware:
+    """CORS for the widget's few endpoints, for the configured origins only
+    (``KEFU_WIDGET_ORIGINS``); every other path answers as same-origin only.
+
+    The widget's credentials are headers (the identity token, or the visitor token),
+    never cookies, so no response allows credentials: a page on an allowed origin
+    cannot ride an agent's console session."""
+
+    def __init__(self, app: ASGIApp, *, origins: Sequence[str]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-Kefu-Visitor", "Accept-Language"],
+            allow_credentials=False,
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_widget_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["method"] != "OPTIONS" or "access-control-request-method" not in headers:
+            await self.cors(scope, receive, send)
+            return
+        # A preflight: refused as problem+json, like every other refusal (Starlette's
+        # own answer is plain text).
+        origin = headers.get("origin")
+        if origin is None or not self.cors.is_allowed_origin(origin):
+            await _send_problem(
+                scope, send, 403, "permission-denied", "This origin may not call kefu"
+            )
+            return
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self.cors(scope, receive, keep)
+        if answer and answer[0].get("status") == 400:
+            await _send_problem(
+                scope, send, 400, "bad-request", "Method or headers not allowed across origins"
+            )
+            return
+        for message in answer:
+            await send(message)
+
+
+def _is_widget_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in WIDGET_PATHS)

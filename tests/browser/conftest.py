@@ -34,6 +34,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The exchange's own page, on another origin than kefu's (localhost, not 127.0.0.1),
+# that embeds the widget: the live server allows it across origins (CORS).
+HOST_PAGE_PORT = _free_port()
+HOST_PAGE = f"http://localhost:{HOST_PAGE_PORT}"
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
@@ -63,7 +69,12 @@ def live_server(
     data = tmp_path_factory.mktemp(f"live-{backend}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env.update(
-        {"KEFU_DATA_DIR": str(data), "KEFU_SECRET_KEY": "browser-tests", "KEFU_RUN_SMTP": "false"}
+        {
+            "KEFU_DATA_DIR": str(data),
+            "KEFU_SECRET_KEY": "browser-tests",
+            "KEFU_RUN_SMTP": "false",
+            "KEFU_WIDGET_ORIGINS": f'["{HOST_PAGE}"]',
+        }
     )
     if backend == "postgresql":
         env["KEFU_DATABASE_URL"] = _fresh_pg_database()

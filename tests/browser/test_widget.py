@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import BACKENDS, SCREENSHOTS
+from tests.browser.conftest import BACKENDS, HOST_PAGE, HOST_PAGE_PORT, SCREENSHOTS
 from tests.browser.test_console import log_in
 
 
@@ -77,11 +77,12 @@ def test_a_customer_chats_from_the_widget_and_an_agent_answers(
     assert errors == []
 
 
-def test_articles_are_suggested_while_the_first_message_is_typed_on_another_site(
+def test_the_widget_on_another_site_suggests_articles_and_sends_a_screenshot(
     browser: Any, live_server: str
 ) -> None:
     """The widget on the exchange's own page (another origin than kefu's) offers help-center
-    articles while the question is typed, before any chat is opened."""
+    articles while the question is typed, before any chat is opened; in the chat, a
+    screenshot goes up and comes back across origins (KEFU_WIDGET_ORIGINS)."""
     page_html = (
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>KX</title>"
         f"<script src='{live_server}/static/widget.js' defer></script></head>"
@@ -98,14 +99,14 @@ def test_articles_are_suggested_while_the_first_message_is_typed_on_another_site
         def log_message(self, *args: Any) -> None:
             pass
 
-    host = HTTPServer(("127.0.0.1", 0), Host)
+    host = HTTPServer(("127.0.0.1", HOST_PAGE_PORT), Host)
     threading.Thread(target=host.serve_forever, daemon=True).start()
     try:
         customer = browser.new_context(locale="zh-CN").new_page()
         errors: list[str] = []
         customer.on("pageerror", lambda e: errors.append(str(e)))
         # localhost is another origin than kefu's 127.0.0.1.
-        customer.goto(f"http://localhost:{host.server_address[1]}/")
+        customer.goto(HOST_PAGE + "/")
         customer.get_by_role("button", name="在线客服").click()
         customer.get_by_label("请描述您的问题").fill("我的账户被盗了怎么办")
         suggestion = customer.locator(".suggest a", has_text="账户被盗怎么办")
@@ -116,6 +117,20 @@ def test_articles_are_suggested_while_the_first_message_is_typed_on_another_site
         customer.get_by_label("请描述您的问题").fill("")
         customer.locator(".suggest").wait_for(state="hidden")
         assert customer.locator(".msg").count() == 0
+
+        customer.get_by_label("咨询类型").select_option("other")
+        customer.get_by_label("请描述您的问题").fill("转人工，截图见下")
+        customer.get_by_role("button", name="开始咨询").click()
+        customer.locator(".msg.mine:not(.pending)", has_text="截图见下").wait_for()
+        customer.locator("input[type=file]").set_input_files(
+            {"name": "充值记录.png", "mimeType": "image/png", "buffer": _png(60)}
+        )
+        shown = customer.locator(".msg.mine:not(.pending) img.thumb")
+        shown.wait_for()  # uploaded across origins, sent by its id, fetched back
+        deadline = time.monotonic() + 10
+        while not shown.evaluate("img => img.complete && img.naturalWidth > 0"):
+            assert time.monotonic() < deadline, "the thumbnail did not load"
+            customer.wait_for_timeout(100)
         assert errors == []
     finally:
         host.shutdown()
