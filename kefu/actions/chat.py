@@ -457,6 +457,7 @@ def _plan_chat_message(
         channel=Channel.CHAT,
         is_internal=item.is_internal,
         client_msg_id=item.client_msg_id,
+        display=screened.display,
     )
 
 

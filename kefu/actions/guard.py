@@ -41,15 +41,22 @@ MASKED_WARNING = (
 class Screened:
     text: str
     secret_kinds: tuple[str, ...]
+    # ``display_text(text)``, when the screen's own scan already gave it (no secret and
+    # no known TxID, so its findings are the display scan's): the chat's hot path
+    # scans each message once.
+    display: str | None = None
 
 
 def screen_inbound(text: str, *, known_txids: Iterable[str] = ()) -> Screened:
     """Mask the secrets in ``text``; report which kinds were found."""
     if not text:
-        return Screened(text, ())
-    findings = dlp.scan(text, known_txids=[t for t in known_txids if t])
+        return Screened(text, (), text)
+    txids = [t for t in known_txids if t]
+    findings = dlp.scan(text, known_txids=txids)
     if not any(f.kind in dlp.SECRET_KINDS for f in findings):
-        return Screened(text, ())
+        if txids:
+            return Screened(text, ())
+        return Screened(text, (), dlp.mask_for_display(text, findings) if findings else text)
     masked, _ = dlp.mask_secrets(text, findings)
     kinds = tuple(sorted({f.kind.value for f in findings if f.kind in dlp.SECRET_KINDS}))
     return Screened(masked, kinds)

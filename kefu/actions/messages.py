@@ -146,12 +146,14 @@ def message_payload(
     created_at: datetime,
     attachment_ids: list[int],
     meta: dict[str, Any] | None,
+    shown: str | None = None,
 ) -> dict[str, Any]:
-    """``message_public`` from the stored values (a batched write has no ORM object)."""
+    """``message_public`` from the stored values (a batched write has no ORM object);
+    ``shown``: the body's display text, when the caller has it."""
     return {
         "id": message_id,
         "seq": seq,
-        "body": display_text(body),
+        "body": display_text(body) if shown is None else shown,
         "is_internal": is_internal,
         "channel": channel,
         "author": {"type": author_type, "id": author_id},
@@ -376,6 +378,7 @@ class CheckedMessage:
     channel: Channel
     is_internal: bool = False
     client_msg_id: str | None = None
+    display: str | None = None  # display_text(body), if the screen worked it out
 
 
 def _table(model: type[Any]) -> Table:
@@ -443,7 +446,8 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
     next_seq = {tid: counters[tid][0] - n + 1 for tid, n in per_ticket.items()}
     seqs: list[int] = []
     rows: list[dict[str, Any]] = []
-    for m in batch:
+    shown = [display_text(m.body) if m.display is None else m.display for m in batch]
+    for m, display in zip(batch, shown, strict=True):
         seq = next_seq[m.ticket_id]
         next_seq[m.ticket_id] = seq + 1
         seqs.append(seq)
@@ -459,7 +463,7 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
                 "is_internal": m.is_internal,
                 "channel": m.channel,
                 "body": m.body,
-                "display_body": stored_display(m.body),
+                "display_body": "" if display == m.body else display,
                 "client_msg_id": m.client_msg_id,
                 "meta": {},
                 "created_at": now,
@@ -483,7 +487,7 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
     event_rows: list[dict[str, Any]] = []
     # Searchable in the same transaction; what is indexed is the screened text.
     index_messages(session, [(i, m.ticket_id, m.body) for m, i in zip(batch, ids, strict=True)])
-    for m, message_id, seq in zip(batch, ids, seqs, strict=True):
+    for m, message_id, seq, display in zip(batch, ids, seqs, shown, strict=True):
         data = {"message_id": message_id, "seq": seq, "is_internal": m.is_internal}
         event_rows.append(
             {
@@ -500,6 +504,7 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
             ticket_id=m.ticket_id,
             seq=seq,
             body=m.body,
+            shown=display,
             is_internal=m.is_internal,
             channel=m.channel,
             author_type=m.actor.kind,
