@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 15 * 60
     login_rate_per_minute: int = 20
+    # How often `kefu serve` runs a full garbage collection (kefu/infra/collector.py);
+    # 0 leaves it to CPython, which under load pauses the server every second or two.
+    gc_full_collection_seconds: float = 300.0
     log_level: str = "INFO"
     log_json: bool = True
     default_locale: Literal["zh-CN", "en"] = "zh-CN"

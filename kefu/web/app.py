@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from kefu.channels.email.inbound import Ingestor
 from kefu.channels.email.outbound import make_email_handlers
 from kefu.channels.email.smtp import KefuSMTPHandler, start_smtp_server
 from kefu.events import PUBLISHER_KEY, EventDispatcher
+from kefu.infra.collector import server_collector
 from kefu.infra.db import make_engine, make_read_sessionmaker, make_sessionmaker
 from kefu.infra.files import LocalFileStore
 from kefu.infra.pubsub import make_pubsub
@@ -67,7 +67,8 @@ def create_app(
     freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the app. A test passes ``sessions`` (and ``read_sessions``) bound to its
-    own rolled-back transaction."""
+    own rolled-back transaction. ``freeze_gc``: schedule the garbage collector as a
+    long-running server does (``kefu serve``; infra/collector.py)."""
     engine: Engine | None = None
     if sessions is None:
         engine = make_engine(settings.database_url)
@@ -139,16 +140,20 @@ def create_app(
             imap = ImapFetcher(mailbox, ingestor)
             imap_task = asyncio.create_task(imap.run_forever())
             log.info("imap polling", extra={"host": mailbox.host, "folder": mailbox.folder})
+        collector = contextlib.AsyncExitStack()
         if freeze_gc:
             # What start-up loaded (dictionaries, the routes, templates) lives as long as
             # the process: out of the collector's sight, a full collection no longer walks
-            # it, which took the console's p95 from ~150 ms to ~80 ms (bench/console.py).
-            gc.collect()
-            gc.freeze()
+            # it, which took the console's p95 from ~150 ms to ~80 ms (bench/console.py);
+            # and full collections run on a clock, not under load (infra/collector.py).
+            await collector.enter_async_context(
+                server_collector(settings.gc_full_collection_seconds)
+            )
         log.info("kefu started", extra={"version": __version__})
         try:
             yield
         finally:
+            await collector.aclose()
             # Graceful shutdown: stop taking jobs, let running ones finish, then flush
             # queued events. A job cut off here is re-claimed when its lease expires.
             if smtp_server is not None:
