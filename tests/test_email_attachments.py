@@ -288,3 +288,34 @@ def test_zip_attachments_by_email(
             db.scalars(select(Attachment).where(Attachment.content_type == "application/zip")).all()
             == []
         )
+
+
+def test_originals_are_kept_whole_and_once(
+    ingestor: Ingestor, db: Session, settings: Settings
+) -> None:
+    """Each mail's original lands under its SHA-256, in a directory made on first use,
+    with no temporary file left beside it; the same bytes twice are one file."""
+    raws = [_plain(f"orig-{n}@example.cn") for n in range(3)]
+    for raw in [*raws, raws[0]]:
+        ingestor.ingest(raw, recipient=f"support@{DOMAIN}")
+    root = settings.files_dir
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.name.startswith(".tmp-")]
+    store = LocalFileStore(root)
+    kept = {
+        m.meta["email"]["original_sha256"]
+        for m in db.scalars(select(Message).where(Message.direction == "in"))
+    }
+    assert len(kept) == 3
+    assert sorted(store.get(sha) for sha in kept) == sorted(raws)
+    assert sorted(p.name for p in files) == sorted(kept)
+
+
+def _plain(message_id: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "黄十一 <huang@example.cn>"
+    msg["To"] = f"support@{DOMAIN}"
+    msg["Subject"] = "提币审核中"
+    msg["Message-ID"] = f"<{message_id}>"
+    msg.set_content(f"订单 {message_id} 还在审核。")
+    return msg.as_bytes()

@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.testclient import TestClient
 
 from kefu.actions.inboxes import do_create_inbox
+from kefu.actions.official_channels import do_add_official_channel
 from kefu.channels.email.inbound import Ingestor
 from kefu.channels.email.outbound import make_email_handlers
 from kefu.domain.access import SYSTEM
 from kefu.domain.clock import utcnow
 from kefu.domain.tickets import Channel
+from kefu.domain.verify import ChannelKind
 from kefu.domain.workdays import reply_due
 from kefu.infra.files import MemoryFileStore
 from kefu.models import Contact, Job, Message, Team, Ticket
@@ -392,3 +394,29 @@ def test_spoofing_and_failed_authentication_are_stored_on_the_message(
     )
     assert forged.message is not None
     assert "authentication_failed" not in forged.message.meta["flags"]
+
+
+def test_mail_claiming_a_registered_official_address_is_flagged(db: Session, desk: Desk) -> None:
+    """The official-channel registry is matched as /verify does: a domain entry covers
+    its subdomains and mailboxes, an email entry that one mailbox, and a lookalike that
+    only ends in the same letters is nobody's. Our own mail domain counts as ours."""
+    do_add_official_channel(db, SYSTEM, kind=ChannelKind.DOMAIN, value="kx-official.example")
+    do_add_official_channel(db, SYSTEM, kind=ChannelKind.EMAIL, value="Notice@KX-Mail.example")
+    db.commit()
+    cases = {
+        "security@kx-official.example": True,
+        "alerts@mail.kx-official.example": True,
+        "notice@kx-mail.example": True,
+        "other@kx-mail.example": False,
+        "support@fake-kx-official.example": False,
+        "kefu@mx.kx-exchange.example": True,  # a subdomain of the desk's own domain
+        "wu.fan@example.com": False,
+    }
+    for n, (sender, spoofed) in enumerate(cases.items()):
+        received = desk.ingestor.ingest(
+            mail(sender, "账户安全通知", "请勿泄露验证码。", f"official-{n}@example.com"),
+            recipient=SUPPORT,
+        )
+        assert received.message is not None
+        flags = received.message.meta["flags"]
+        assert ("spoofed_official_sender" in flags) is spoofed, (sender, flags)

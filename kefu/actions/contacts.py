@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from kefu import events
@@ -23,6 +23,9 @@ from kefu.models import Contact
 _EMAIL_RE = re.compile(r"^[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}\.[^@\s<>\"]{2,63}$")
 _PHONE_RE = re.compile(r"^\+?[0-9]{6,16}$")
 _UID_RE = re.compile(r"^\d{5,20}$")
+
+
+_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,11 @@ def _check_unique(session: Session, data: ContactData, exclude_id: int | None = 
 def do_create_contact(session: Session, actor: Actor, data: ContactData) -> Contact:
     data = _clean(data)
     _check_unique(session, data)
+    return _insert_contact(session, actor, data)
+
+
+def _insert_contact(session: Session, actor: Actor, data: ContactData) -> Contact:
+    """A new contact from cleaned ``data`` whose email and UID are known to be free."""
     contact = Contact(
         email=data.email,
         phone=data.phone,
@@ -170,6 +178,10 @@ def do_find_or_create_contact(session: Session, actor: Actor, data: ContactData)
     anyone can type an address into a web form.
     """
     data = _clean(data)
+    if data.exchange_uid is None and data.email is not None:
+        # The inbound mail case, once per mail: a prebuilt statement.
+        by_email = session.scalar(_BY_EMAIL, {"email": data.email})
+        return by_email if by_email is not None else _insert_contact(session, actor, data)
     conditions = []
     if data.exchange_uid is not None:
         conditions.append(Contact.exchange_uid == data.exchange_uid)
@@ -189,4 +201,6 @@ def do_find_or_create_contact(session: Session, actor: Actor, data: ContactData)
             # The email belongs to a different verified customer: do not merge; keep the
             # new contact without the email so the unique index holds.
             data = ContactData(exchange_uid=data.exchange_uid, name=data.name, phone=data.phone)
-    return do_create_contact(session, actor, data)
+    # The query above was the uniqueness check: no contact has this UID, and the email
+    # (if still set) is nobody's. ``data`` is clean already.
+    return _insert_contact(session, actor, data)

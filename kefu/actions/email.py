@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from kefu.actions.attachments import do_upload_attachment
@@ -42,23 +42,54 @@ class Received:
     bounce: bool = False
 
 
-def _find_thread(session: Session, mail: InboundMail) -> Ticket | None:
-    ids = [i for i in reversed(mail.thread_ids) if i][:50]
-    if ids:
-        row = session.execute(
-            select(Message.ticket_id, Message.email_message_id).where(
-                Message.email_message_id.in_(ids)
-            )
-        ).all()
-        by_id = {mid: tid for tid, mid in row}
-        for message_id in ids:  # the newest reference first
-            if message_id in by_id:
-                return session.get(Ticket, by_id[message_id])
+# Built once: every mail runs these, and building a statement (and its cache key) costs
+# about as much as running it on SQLite.
+_KNOWN_IDS = select(Message.email_message_id, Message.ticket_id).where(
+    Message.email_message_id.in_(bindparam("ids", expanding=True))
+)
+_TICKET_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
+_INBOX_BY_ADDRESS = select(Inbox).where(Inbox.address == bindparam("address"))
+_CLAIMS_OURS = select(
+    exists().where(
+        OfficialChannel.kind.in_(["domain", "email"]),
+        func.lower(OfficialChannel.value).in_(bindparam("values", expanding=True)),
+    ),
+    exists().where(Agent.email == bindparam("sender")),
+)
+
+
+def _thread_ids(mail: InboundMail) -> list[str]:
+    return [i for i in reversed(mail.thread_ids) if i][:50]
+
+
+def _known_message_ids(session: Session, mail: InboundMail) -> dict[str, int]:
+    """Ticket ids by Message-ID, for this mail's own id (a redelivery) and the ids it
+    replies to (threading): one query for both."""
+    ids = _thread_ids(mail)
+    if mail.message_id:
+        ids.append(mail.message_id)
+    if not ids:
+        return {}
+    rows = session.execute(_KNOWN_IDS, {"ids": ids}).all()
+    return {mid: tid for mid, tid in rows if mid is not None}
+
+
+def _find_thread(session: Session, mail: InboundMail, known: dict[str, int]) -> Ticket | None:
+    for message_id in _thread_ids(mail):  # the newest reference first
+        if message_id in known:
+            return session.get(Ticket, known[message_id])
     if mail.ticket_number:
         number = normalize_ticket_number(mail.ticket_number)
         if number is not None:
-            return session.scalar(select(Ticket).where(Ticket.number == number))
+            return session.scalar(_TICKET_BY_NUMBER, {"number": number})
     return None
+
+
+def _domain_suffixes(domain: str) -> list[str]:
+    """``a.b.example`` → ``a.b.example``, ``b.example``, ``example``: every registry
+    entry that covers the domain (an entry covers its subdomains)."""
+    labels = domain.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels))]
 
 
 def _spoof_flags(session: Session, mail: InboundMail, own_domains: Iterable[str]) -> list[str]:
@@ -66,16 +97,17 @@ def _spoof_flags(session: Session, mail: InboundMail, own_domains: Iterable[str]
     from outside is a phishing attempt against our own agents."""
     sender = (mail.from_address or "").lower()
     domain = sender.rpartition("@")[2]
+    suffixes = _domain_suffixes(domain)
     flags = []
-    ours = {d.lower() for d in own_domains} | {
-        v.lower()
-        for (v,) in session.execute(
-            select(OfficialChannel.value).where(OfficialChannel.kind.in_(["domain", "email"]))
-        )
-    }
-    if domain in ours or sender in ours or any(domain.endswith("." + d) for d in ours):
+    # One round trip for both questions (``_CLAIMS_OURS``); the registry is matched in
+    # the database rather than read whole for every mail.
+    claims_official, claims_agent = session.execute(
+        _CLAIMS_OURS, {"values": [sender, *suffixes], "sender": sender}
+    ).one()
+    ours = {d.lower() for d in own_domains}
+    if claims_official or sender in ours or any(s in ours for s in suffixes):
         flags.append("spoofed_official_sender")
-    if session.scalar(select(Agent.id).where(Agent.email == sender)) is not None:
+    if claims_agent:
         flags.append("spoofed_agent_sender")
     dmarc = mail.auth_results.get("dmarc")
     if dmarc in ("fail", "reject", "quarantine") or mail.auth_results.get("spf") == "fail":
@@ -120,7 +152,8 @@ def do_receive_email(
     own_domains: Iterable[str] = (),
 ) -> Received:
     """Store one inbound mail. Idempotent by Message-ID: a redelivered mail is stored once."""
-    if mail.message_id:
+    known = _known_message_ids(session, mail)
+    if mail.message_id and mail.message_id in known:
         existing = session.scalar(
             select(Message).where(Message.email_message_id == mail.message_id)
         )
@@ -132,17 +165,25 @@ def do_receive_email(
     if not mail.from_address:
         raise KefuError("mail without a usable From address")
 
-    contact = do_find_or_create_contact(
-        session, SYSTEM, ContactData(email=mail.from_address, name=mail.from_name or None)
-    )
-    author = Actor(kind=ActorKind.CONTACT, id=contact.id)
+    # The reads first, then the writes: a read after a write flushes it on its own, and
+    # each flush is a round of ORM bookkeeping (the contact's history row can go out
+    # with the ticket).
     flags = list(mail.flags) + _spoof_flags(session, mail, own_domains)
-    ticket = _find_thread(session, mail)
+    ticket = _find_thread(session, mail, known)
     created = False
     if ticket is not None and (ticket.status is TicketStatus.CLOSED or ticket.merged_into_id):
         # A reply to a closed ticket opens a follow-up that points back to it.
         flags.append(f"follow_up_of:{ticket.number}")
         ticket = None
+    inbox = (
+        session.scalar(_INBOX_BY_ADDRESS, {"address": inbox_address.lower()})
+        if ticket is None and inbox_address
+        else None
+    )
+    contact = do_find_or_create_contact(
+        session, SYSTEM, ContactData(email=mail.from_address, name=mail.from_name or None)
+    )
+    author = Actor(kind=ActorKind.CONTACT, id=contact.id)
     if ticket is not None and ticket.contact_id != contact.id:
         flags.append("sender_not_ticket_contact")
     body = (mail.text or mail.full_text or "").strip()[:MAX_BODY] or "（空邮件）"
@@ -168,11 +209,6 @@ def do_receive_email(
         meta=meta,
     )
     if ticket is None:
-        inbox = (
-            session.scalar(select(Inbox).where(Inbox.address == inbox_address.lower()))
-            if inbox_address
-            else None
-        )
         ticket, message = do_open_ticket(
             session,
             SYSTEM,

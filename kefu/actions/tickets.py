@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from kefu import events
@@ -91,11 +91,14 @@ def _check_assignee(session: Session, assignee_id: int | None) -> None:
         raise ValidationFailed("unknown or inactive agent", field="assignee_id")
 
 
+_NUMBER_TAKEN = select(exists().where(Ticket.number == bindparam("number")))
+
+
 def _new_number(session: Session) -> str:
     for _ in range(10):
         number = generate_ticket_number()
         with session.no_autoflush:
-            taken = session.scalar(select(exists().where(Ticket.number == number)))
+            taken = session.scalar(_NUMBER_TAKEN, {"number": number})
         if not taken:
             return number
     raise Conflict("could not allocate a ticket number")  # pragma: no cover  # 1 in 10^60

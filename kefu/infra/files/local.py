@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
 from kefu.domain.errors import NotFound
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+# A new temporary file, never an existing one (as ``tempfile.mkstemp`` opens it).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class LocalFileStore:
@@ -31,8 +33,14 @@ class LocalFileStore:
         path = self._path(digest)
         if path.exists():
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
+        try:
+            fd = os.open(tmp, _CREATE, 0o600)
+        except FileNotFoundError:
+            # The first file under this prefix (one directory in 65,536): inbound mail
+            # writes a file per message, so the directory is not made every time.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, _CREATE, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -40,7 +48,7 @@ class LocalFileStore:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return digest
 
