@@ -6,6 +6,11 @@ on persistent connections. A first pass of 200 creates tickets; the replies of t
 second pass carry those tickets' [#K…] numbers, so they thread. Every message must be
 answered 250 and be in the database afterwards (`lost` counts the difference).
 SQLite (the embedded default) and PostgreSQL. Writes bench/results/email_ingest.json.
+
+Two runs side by side (a helper's, the lead's) must not share a database or a file:
+``EMAIL_BENCH_PG_DB`` names the PostgreSQL database to drop and recreate (default
+``kefu_bench``), ``EMAIL_BENCH_OUT`` the result file (default the one above), and the
+data directories are ``/tmp/kefu-bench-email-<backend>`` plus ``EMAIL_BENCH_TAG``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 CLIENTS = 4
+PG_DB = os.environ.get("EMAIL_BENCH_PG_DB", "kefu_bench")
+OUT = Path(os.environ.get("EMAIL_BENCH_OUT", str(RESULTS / "email_ingest.json")))
+TAG = os.environ.get("EMAIL_BENCH_TAG", "")
 
 
 def free_port() -> int:
@@ -115,17 +123,28 @@ def count_messages(db_url: str) -> tuple[int, list[str]]:
     return n, numbers
 
 
-def run(backend: str, mails: list[bytes]) -> dict[str, Any]:
-    from api import PG_BENCH, reset_pg  # bench/api.py
+def reset_pg() -> str:
+    """Drop and recreate ``PG_DB``; returns its URL."""
+    from api import PG_ADMIN  # bench/api.py
+    from sqlalchemy import text
 
-    data_dir = Path(f"/tmp/kefu-bench-email-{backend}")
+    from kefu.infra.db import make_engine
+
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", PG_DB):
+        raise SystemExit(f"EMAIL_BENCH_PG_DB: not a plain database name: {PG_DB!r}")
+    engine = make_engine(PG_ADMIN + "?poolclass=null")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {PG_DB}"))
+    engine.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + PG_DB
+
+
+def run(backend: str, mails: list[bytes]) -> dict[str, Any]:
+    data_dir = Path(f"/tmp/kefu-bench-email-{backend}{TAG}")
     subprocess.run(["rm", "-rf", str(data_dir)], check=True)
     data_dir.mkdir(parents=True)
-    if backend == "sqlite":
-        db_url = f"sqlite:///{data_dir / 'kefu.db'}"
-    else:
-        reset_pg()
-        db_url = PG_BENCH
+    db_url = f"sqlite:///{data_dir / 'kefu.db'}" if backend == "sqlite" else reset_pg()
     smtp_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env.update(
@@ -200,8 +219,8 @@ def main() -> int:
             result["runs"].append(run("postgresql", mails))
     except OSError:
         pass
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "email_ingest.json").write_text(json.dumps(result, indent=2))
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2))
     print(
         "| database | messages/s (parsed, threaded, stored) | p50 ms | p99 ms | stored / sent | lost |"
     )
