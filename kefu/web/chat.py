@@ -235,7 +235,7 @@ class WriteBatcher:
         return [(not isinstance(r, Exception), r) for r in results]
 
 
-@dataclass
+@dataclass(slots=True)
 class TokenBucket:
     rate: float
     burst: float
@@ -370,6 +370,29 @@ CHANGE_EVENTS = frozenset(
 
 
 class Connection:
+    # One per open socket, ten thousand idle widgets at a time: no __dict__ each.
+    __slots__ = (
+        "_held",
+        "_listener",
+        "_out",
+        "_queue_refresh_due",
+        "_queued",
+        "_receiver",
+        "_sending",
+        "actor",
+        "agent_side",
+        "bucket",
+        "close_code",
+        "closed",
+        "hub",
+        "locale",
+        "numbers",
+        "sent",
+        "strikes",
+        "sub",
+        "ws",
+    )
+
     def __init__(self, hub: ChatHub, ws: WebSocket) -> None:
         self.hub = hub
         self.ws = ws
