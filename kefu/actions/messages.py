@@ -8,6 +8,7 @@ See docs/subsystems/messages.md.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import nh3
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -85,20 +86,7 @@ def _count_message(session: Session, ticket: Ticket, now: datetime) -> int:
     """One statement for what a new message does to its ticket: the next sequence
     number (atomic, so concurrent writers never share one), the count and the times.
     Separate updates cost a round trip each on the hottest write path (chat)."""
-    from kefu.models import Ticket as TicketModel  # avoid a cycle at import
-
-    seq, count = session.execute(
-        update(TicketModel)
-        .where(TicketModel.id == ticket.id)
-        .values(
-            last_seq=TicketModel.last_seq + 1,
-            message_count=TicketModel.message_count + 1,
-            last_message_at=now,
-            updated_at=now,
-        )
-        .returning(TicketModel.last_seq, TicketModel.message_count)
-        .execution_options(synchronize_session=False)
-    ).one()
+    seq, count = session.execute(_count_statement(), {"b_ticket_id": ticket.id, "b_now": now}).one()
     for name, value in (
         ("last_seq", seq),
         ("message_count", count),
@@ -107,6 +95,25 @@ def _count_message(session: Session, ticket: Ticket, now: datetime) -> int:
     ):
         set_committed_value(ticket, name, value)
     return int(seq)
+
+
+@functools.cache
+def _count_statement() -> Any:
+    # Built once: building an UPDATE (and its cache key) costs about what running it does.
+    from kefu.models import Ticket as TicketModel  # avoid a cycle at import
+
+    return (
+        update(TicketModel)
+        .where(TicketModel.id == bindparam("b_ticket_id"))
+        .values(
+            last_seq=TicketModel.last_seq + 1,
+            message_count=TicketModel.message_count + 1,
+            last_message_at=bindparam("b_now"),
+            updated_at=bindparam("b_now"),
+        )
+        .returning(TicketModel.last_seq, TicketModel.message_count)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def sanitize_html(html: str) -> str:
@@ -292,7 +299,9 @@ def do_add_message(
     is_from_contact = actor.kind is ActorKind.CONTACT
     if sa_inspect(ticket).modified:
         session.flush()  # pending changes first: the update below bypasses the ORM
-    seq = _count_message(session, ticket, now)
+    # An opening message was counted when its ticket was created (``do_open_ticket``),
+    # which nothing else can have written to yet.
+    seq = ticket.last_seq if opening else _count_message(session, ticket, now)
     message = Message(
         ticket_id=ticket.id,
         seq=seq,

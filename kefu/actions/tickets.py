@@ -164,6 +164,11 @@ def do_open_ticket(session: Session, actor: Actor, new: NewTicket) -> tuple[Tick
         created_at=now,
         updated_at=now,
     )
+    if new.first_message is not None:
+        # Counted at creation: the opening message takes sequence number 1.
+        ticket.last_seq = 1
+        ticket.message_count = 1
+        ticket.last_message_at = now
     ticket.tag_rows = [TicketTag(tag=t) for t in normalize_tags(new.tags)]
     session.add(ticket)
     session.flush()
