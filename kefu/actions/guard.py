@@ -86,10 +86,12 @@ def display_text(text: str) -> str:
     return dlp.mask_for_display(text, findings)
 
 
-def stored_display(body: str) -> str:
-    """What ``Message.display_body`` holds for ``body``: its display text, or "" when
-    that is the body itself (most messages hold no PII; no need to store them twice)."""
-    shown = display_text(body)
+def stored_display(body: str, shown: str | None = None) -> str:
+    """What ``Message.display_body`` holds for ``body``: its display text (``shown``, if
+    the screen already worked it out), or "" when that is the body itself (most
+    messages hold no PII; no need to store them twice)."""
+    if shown is None:
+        shown = display_text(body)
     return "" if shown == body else shown
 
 

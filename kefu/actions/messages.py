@@ -27,6 +27,7 @@ from kefu.actions.guard import (
     MASKED_WARNING,
     Screened,
     check_agent_reply,
+    display_body,
     display_text,
     html_text,
     screen_inbound,
@@ -136,6 +137,7 @@ def message_public(message: Message) -> dict[str, Any]:
         created_at=message.created_at,
         attachment_ids=[a.id for a in message.attachments],
         meta=message.meta,
+        shown=display_body(message),
     )
 
 
@@ -312,7 +314,7 @@ def do_add_message(
         is_internal=new.is_internal,
         channel=new.channel,
         body=body,
-        display_body=stored_display(body),
+        display_body=stored_display(body, screened.display),
         body_html=_screen_html(new.body_html, screened) if new.body_html else None,
         client_msg_id=new.client_msg_id,
         email_message_id=new.email_message_id,
