@@ -25,8 +25,8 @@ class Settings(BaseSettings):
     time_zone: str = "Asia/Shanghai"
     base_url: str = "http://127.0.0.1:8000"
     # Pages of other origins the chat widget is embedded on (the exchange's site and
-    # app web views), as a JSON list: '["https://www.kx-exchange.example"]'. Their
-    # uploads, downloads and article suggestions are allowed across origins (CORS).
+    # app web views), as a JSON list: '["https://www.kx-exchange.example"]'. The
+    # widget's screenshot uploads and downloads are allowed from them (CORS).
     widget_origins: list[str] = Field(default_factory=list)
     # Email: the SMTP listener kefu runs, and the relay it sends through.
     smtp_host: str = "127.0.0.1"
