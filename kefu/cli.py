@@ -25,6 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from kefu.infra.logs import configure_logging
     from kefu.web.app import create_app
+    from kefu.web.http import HttpProtocol
 
     settings = _settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -34,7 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

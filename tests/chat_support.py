@@ -26,6 +26,7 @@ from kefu.infra.db import make_engine, make_sessionmaker
 from kefu.infra.migrate import upgrade
 from kefu.models import Base
 from kefu.settings import Settings
+from kefu.web.http import HttpProtocol
 from tests.processes import free_port
 
 JWT_KEY = "test-contact-jwt-key-of-32-bytes!"
@@ -96,7 +97,13 @@ def live_server(database_url: str, data_dir: Path, redis_url: str | None) -> Ite
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, ws_max_size=65536
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=HttpProtocol,  # as `kefu serve` runs
+        log_config=None,
+        access_log=False,
+        ws_max_size=65536,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
