@@ -101,6 +101,18 @@ SLOW_DROPS = Counter(
 )
 
 
+class _NoFrames(logging.Filter):
+    """websockets logs every frame at DEBUG on uvicorn's logger ("< TEXT '{...}'"): what
+    customers type, before kefu has masked a pasted seed phrase or code. Nothing
+    unscreened is logged (issue 6), so frame records are dropped; the rest stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in ("< %s", "> %s")
+
+
+logging.getLogger("uvicorn.error").addFilter(_NoFrames())
+
+
 def _dumps(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj).decode()
 
