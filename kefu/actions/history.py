@@ -64,6 +64,8 @@ def record_event(
 
 
 _HOOKS_KEY = "kefu.active_webhooks"
+# Built once: it runs in nearly every write transaction (an inbound mail, an API call).
+_ACTIVE_HOOKS = select(Webhook.id, Webhook.events).where(Webhook.is_active.is_(True))
 
 
 def _active_webhooks(session: Session) -> list[tuple[int, frozenset[str]]]:
@@ -71,9 +73,7 @@ def _active_webhooks(session: Session) -> list[tuple[int, frozenset[str]]]:
     cached: list[tuple[int, frozenset[str]]] | None = session.info.get(_HOOKS_KEY)
     if cached is None:
         with session.no_autoflush:
-            rows = session.execute(
-                select(Webhook.id, Webhook.events).where(Webhook.is_active.is_(True))
-            ).all()
+            rows = session.execute(_ACTIVE_HOOKS).all()
         cached = [(hook_id, frozenset(events or ())) for hook_id, events in rows]
         session.info[_HOOKS_KEY] = cached
     return cached
