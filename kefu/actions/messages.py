@@ -128,7 +128,7 @@ def message_public(message: Message) -> dict[str, Any]:
         message_id=message.id,
         ticket_id=message.ticket_id,
         seq=message.seq,
-        body=message.body,
+        shown=display_body(message),
         is_internal=message.is_internal,
         channel=message.channel,
         author_type=message.author_type,
@@ -137,7 +137,6 @@ def message_public(message: Message) -> dict[str, Any]:
         created_at=message.created_at,
         attachment_ids=[a.id for a in message.attachments],
         meta=message.meta,
-        shown=display_body(message),
     )
 
 
@@ -146,7 +145,7 @@ def message_payload(
     message_id: int,
     ticket_id: int,
     seq: int,
-    body: str,
+    shown: str,
     is_internal: bool,
     channel: Channel,
     author_type: ActorKind,
@@ -155,14 +154,13 @@ def message_payload(
     created_at: datetime,
     attachment_ids: list[int],
     meta: dict[str, Any] | None,
-    shown: str | None = None,
 ) -> dict[str, Any]:
     """``message_public`` from the stored values (a batched write has no ORM object);
-    ``shown``: the body's display text, when the caller has it."""
+    ``shown`` is the body as agents see it by default (``guard.display_body``)."""
     return {
         "id": message_id,
         "seq": seq,
-        "body": display_text(body) if shown is None else shown,
+        "body": shown,
         "is_internal": is_internal,
         "channel": channel,
         "author": {"type": author_type, "id": author_id},
@@ -474,7 +472,7 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
                 "is_internal": m.is_internal,
                 "channel": m.channel,
                 "body": m.body,
-                "display_body": "" if display == m.body else display,
+                "display_body": stored_display(m.body, display),
                 "client_msg_id": m.client_msg_id,
                 "meta": {},
                 "created_at": now,
@@ -514,7 +512,6 @@ def do_add_messages_unsafe(session: Session, batch: Sequence[CheckedMessage]) ->
             message_id=message_id,
             ticket_id=m.ticket_id,
             seq=seq,
-            body=m.body,
             shown=display,
             is_internal=m.is_internal,
             channel=m.channel,

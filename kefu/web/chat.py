@@ -384,6 +384,7 @@ CHANGE_EVENTS = frozenset(
 class Connection:
     # One per open socket, ten thousand idle widgets at a time: no __dict__ each.
     __slots__ = (
+        "_dropped",
         "_held",
         "_listener",
         "_out",
@@ -425,6 +426,7 @@ class Connection:
         self.numbers: dict[int, str] = {}
         self.closed = False
         self.close_code = CLOSE_NORMAL
+        self._dropped = False  # _drop_slow cancelled the receive loop
         self._queue_refresh_due = False
         # The contact's chats last seen waiting in the queue: only those are recomputed
         # when the queue moves (every chat state change reaches every waiting socket).
@@ -470,7 +472,8 @@ class Connection:
             self._sending = None
         receiver = self._receiver
         if receiver is not None and receiver is not asyncio.current_task():
-            receiver.cancel()  # run() sees close_code and leaves through its cleanup
+            self._dropped = True
+            receiver.cancel()  # run() sees ``_dropped`` and leaves through its cleanup
         self._kick()
 
     def _kick(self) -> None:
@@ -520,7 +523,7 @@ class Connection:
                     await self._handle_raw(raw)
             except asyncio.CancelledError:
                 receiver = self._receiver
-                if self.close_code != CLOSE_SLOW or receiver is None:
+                if not self._dropped or receiver is None:
                     raise
                 receiver.uncancel()  # _drop_slow's, not the server's: clean up below
             finally:
